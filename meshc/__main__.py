@@ -1,0 +1,5 @@
+import sys
+
+from meshc.cli import main
+
+sys.exit(main())

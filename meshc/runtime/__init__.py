@@ -1,0 +1,1 @@
+"""What generated workers import. Never imports the compiler (``meshc`` outside ``runtime``)."""

@@ -1,0 +1,36 @@
+"""Key names on the server (DESIGN.md section 5, "Keys").
+
+With one partition a stream's key is its name. With P > 1 partitions the key of
+stream S in partition p is ``S{<mesh>:<p>}``, so every key of one partition shares
+one cluster slot and every script stays legal on a cluster.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+
+def tag(mesh: str, partition: int, partitions: int) -> str:
+    """The hash tag of a partition, or '' for a single-partition mesh."""
+    return "{%s:%d}" % (mesh, partition) if partitions > 1 else ""
+
+
+def stream_key(stream: str, mesh: str, partition: int = 0, partitions: int = 1) -> str:
+    return stream + tag(mesh, partition, partitions)
+
+
+def private_key(mesh: str, agent: str, what: str, partition: int = 0, partitions: int = 1) -> str:
+    """A key private to one agent: ``<mesh>:<agent>:<what>`` plus the partition tag."""
+    return f"{mesh}:{agent}:{what}" + tag(mesh, partition, partitions)
+
+
+def dlq_stream(mesh: str, agent: str) -> str:
+    """The dead-letter stream of an agent (before any partition tag)."""
+    return f"{mesh}.dlq.{agent}"
+
+
+def partition_of(value: str, partitions: int) -> int:
+    """``crc32(utf-8 of value) mod P``: the partition a task routes to."""
+    if partitions <= 1:
+        return 0
+    return zlib.crc32(value.encode("utf-8")) % partitions
