@@ -1,0 +1,72 @@
+"""The compiler's front door: a file in, a checked core mesh and its diagnostics out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from meshc.checks import run_checks
+from meshc.diagnostics import Diagnostic, sort_diagnostics
+from meshc.expand import CoreMesh, expand
+from meshc.parse import parse
+from meshc.source import Limits, Source, load_bytes, load_file
+
+
+@dataclass
+class Analysis:
+    """The outcome of validating one file."""
+
+    source: Source
+    core: CoreMesh | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.core is not None and not any(d.is_error for d in self.diagnostics)
+
+
+def analyze_source(source: Source, resolve: bool = False) -> Analysis:
+    diags = list(source.diagnostics)
+    if any(d.code in ("MESH001", "MESH004") for d in diags):
+        return Analysis(source, None, sort_diagnostics(diags))
+    parsed = parse(source)
+    diags.extend(parsed.diagnostics)
+    if parsed.mesh is None:
+        return Analysis(source, None, sort_diagnostics(diags))
+    dropped = frozenset(n for names in parsed.dropped.values() for n in names)
+    core, expand_diags = expand(parsed.mesh, source, dropped)
+    diags.extend(expand_diags)
+    diags.extend(run_checks(core, source))
+    if resolve:
+        from meshc.checks.handlers import check_handlers
+
+        diags.extend(check_handlers(core, source))
+    return Analysis(source, core, sort_diagnostics(diags))
+
+
+def analyze_file(path: str, *, resolve: bool = False, limits: Limits | None = None) -> Analysis:
+    """Validate a file; OSError (missing, unreadable) is left to the caller."""
+    return analyze_source(load_file(path, limits), resolve)
+
+
+def analyze_text(text: str | bytes, path: str = "<mesh>", *, resolve: bool = False) -> Analysis:
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return analyze_source(load_bytes(path, raw), resolve)
+
+
+class MeshError(Exception):
+    """A mesh file that does not validate, raised by ``load_mesh``."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        errors = [d for d in analysis.diagnostics if d.is_error]
+        first = errors[0] if errors else None
+        where = f"{first.span.file}:{first.span.line}: {first.message}" if first else ""
+        super().__init__(f"{len(errors)} error(s) in {analysis.source.path}: {where}")
+
+
+def load_mesh(path: str) -> CoreMesh:
+    """A valid core mesh, or MeshError with every diagnostic."""
+    analysis = analyze_file(path)
+    if not analysis.ok or analysis.core is None:
+        raise MeshError(analysis)
+    return analysis.core

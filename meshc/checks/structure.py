@@ -1,0 +1,240 @@
+"""Checks of the formal definition: names, addressing, writers, reachability, cycles.
+
+Each check is a pure function of the core mesh, its graph and the source (for
+positions) that returns diagnostics.
+"""
+
+from __future__ import annotations
+
+import difflib
+import keyword
+import re
+from collections.abc import Iterator
+
+import networkx as nx
+
+from meshc import codes
+from meshc.diagnostics import Diagnostic, Span
+from meshc.expand import CoreAgent, CoreMesh, Ref
+from meshc.graph import AGENT, readers, writers
+from meshc.source import Source
+
+STREAM_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
+AGENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _agent_span(source: Source, agent: CoreAgent) -> Span:
+    return source.key_span(agent.path)
+
+
+def check_names(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    for name, stream in core.streams.items():
+        if not STREAM_NAME.match(name):
+            yield codes.BAD_NAME.at(
+                source.key_span(stream.path),
+                f"stream name `{name}` is outside the grammar of stream names",
+                help_text=f"use dot-separated lowercase words, e.g. `{_suggest_stream(name)}`",
+            )
+    for name, agent in core.agents.items():
+        if not AGENT_NAME.match(name) or keyword.iskeyword(name):
+            yield codes.BAD_NAME.at(
+                _agent_span(source, agent),
+                f"agent name `{name}` is not a Python-style identifier",
+                help_text=f"rename it, e.g. `{_suggest_agent(name)}`",
+            )
+        if name in core.streams:
+            stream_span = source.key_span(core.streams[name].path)
+            yield codes.BAD_NAME.at(
+                _agent_span(source, agent),
+                f"`{name}` names both an agent and a stream; they share one namespace",
+                help_text=f"rename the agent, e.g. `{name.replace('.', '_')}_agent`",
+                related=[(stream_span, f"stream `{name}` is declared here")],
+            )
+
+
+def _suggest_stream(name: str) -> str:
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "_", name.lower()).strip("._") or "my.stream"
+    return re.sub(r"\.+", ".", cleaned)
+
+
+def _suggest_agent(name: str) -> str:
+    cleaned = re.sub(r"\W+", "_", name).strip("_") or "agent"
+    if cleaned[0].isdigit() or keyword.iskeyword(cleaned):
+        cleaned = "agent_" + cleaned
+    return cleaned
+
+
+def check_references(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    """MESH102 (an agent named in reads/writes) and MESH104 (undeclared stream)."""
+    declared = sorted(core.streams)
+    for name, agent in core.agents.items():
+        for verb, refs in (("reads", agent.reads), ("writes", agent.writes)):
+            for ref in refs:
+                if ref.name in core.streams or ref.name in core.dropped:
+                    continue
+                yield _bad_ref(core, source, name, verb, ref, declared)
+
+
+def _bad_ref(
+    core: CoreMesh, source: Source, agent: str, verb: str, ref: Ref, declared: list[str]
+) -> Diagnostic:
+    span = source.span(ref.path)
+    if ref.name in core.agents:
+        target = core.agents[ref.name]
+        return codes.AGENT_ADDRESSED.at(
+            span,
+            f"agent `{agent}` {verb} `{ref.name}`, which is an agent, not a stream",
+            help_text=f"declare a stream (e.g. `{agent}.to.{ref.name}`) that `{agent}` writes "
+            f"and `{ref.name}` reads; agents address only streams",
+            related=[(_agent_span(source, target), f"agent `{ref.name}` is declared here")],
+        )
+    close = difflib.get_close_matches(ref.name, declared, n=1, cutoff=0.6)
+    fix = f"did you mean `{close[0]}`?" if close else f"declare `{ref.name}` under `streams`"
+    return codes.UNDECLARED_STREAM.at(
+        span, f"agent `{agent}` {verb} undeclared stream `{ref.name}`", help_text=fix
+    )
+
+
+def check_writers(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    """MESH103 (several writers), MESH105 (none) and MESH106 (no reader, not terminal)."""
+    by_stream = writers(core)
+    read_by = readers(core)
+    for name, stream in core.streams.items():
+        who = by_stream.get(name, [])
+        if len(who) > 1:
+            yield _many_writers(core, source, name, who)
+        elif not who:
+            readers_of = read_by.get(name, [])
+            note = f" (read by {_names(readers_of)})" if readers_of else ""
+            yield codes.UNWRITTEN_STREAM.at(
+                source.key_span(stream.path),
+                f"stream `{name}` is written by no agent{note}",
+                help_text=f"add `{name}` to an agent's `writes`, or a producer: "
+                f"`role: producer, writes: [{name}]`",
+            )
+        if not read_by.get(name) and not stream.terminal:
+            yield codes.UNREAD_STREAM.at(
+                source.key_span(stream.path),
+                f"stream `{name}` is read by no agent and is not terminal",
+                help_text="mark it `terminal: true` if callers read it, or add a reader",
+            )
+
+
+def _many_writers(core: CoreMesh, source: Source, name: str, who: list[str]) -> Diagnostic:
+    places = []
+    for agent in who:
+        ref = next(r for r in core.agents[agent].writes if r.name == name)
+        places.append((source.span(ref.path), agent))
+    places.sort()
+    (span, _), others = places[-1], places[:-1]
+    return codes.MULTIPLE_WRITERS.at(
+        span,
+        f"stream `{name}` has {len(who)} writers: {_names(sorted(who))}",
+        help_text="give each writer its own stream (e.g. "
+        + ", ".join(f"`{name}.{w}`" for w in sorted(who))
+        + ") and let the reader read them all",
+        related=[(s, f"`{w}` also writes `{name}` here") for s, w in others],
+    )
+
+
+def _names(items: list[str]) -> str:
+    return ", ".join(f"`{i}`" for i in items)
+
+
+def check_roles(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    for name, agent in core.agents.items():
+        problem = _role_problem(agent)
+        if problem:
+            text, fix = problem
+            yield codes.ROLE_SHAPE.at(
+                _agent_span(source, agent), f"{agent.role} `{name}` {text}", help_text=fix
+            )
+
+
+def _role_problem(agent: CoreAgent) -> tuple[str, str] | None:
+    role = agent.role
+    if role == "producer":
+        if agent.reads:
+            return "reads streams; a producer only writes the intake", "remove `reads`"
+        if agent.handler:
+            return "has a handler; a producer is only an identity", "remove `handler`"
+        if not agent.writes:
+            return "writes no stream", "add the intake stream to `writes`"
+        return None
+    if not agent.reads:
+        return "reads no stream", "add its input streams to `reads`"
+    if role == "sink":
+        return (
+            ("writes streams; a sink writes nothing", "remove `writes` or use role specialist")
+            if agent.writes
+            else _needs_handler(agent)
+        )
+    if not agent.writes:
+        return "writes no stream", "add its output streams to `writes`, or use role `sink`"
+    if role == "aggregator":
+        if agent.join is None:
+            return "has no `join`", "add `join: {on: [key fields], timeout: 30s}`"
+        if len(agent.reads) < 2:
+            return (
+                "joins fewer than two streams",
+                "read every lane's output, or use role specialist",
+            )
+        return None
+    if agent.join is not None:
+        return "has a `join`, which only aggregators have", "remove `join` or use role aggregator"
+    return None if role == "coordinator" else _needs_handler(agent)
+
+
+def _needs_handler(agent: CoreAgent) -> tuple[str, str] | None:
+    if agent.handler is None:
+        return "has no handler", "add `handler: package.module:function` (or `llm`)"
+    return None
+
+
+def check_reachability(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+    producers = [n for n, a in core.agents.items() if a.role == "producer"]
+    reached: set[str] = set()
+    for p in producers:
+        reached.add(p)
+        reached.update(nx.descendants(graph, p))
+    for name, agent in core.agents.items():
+        if name in reached or agent.role == "producer":
+            continue
+        if any(r.name in core.dropped for r in agent.reads):
+            continue
+        yield codes.UNREACHABLE.at(
+            _agent_span(source, agent),
+            f"agent `{name}` is unreachable from any producer"
+            + (f" (it reads {_names(list(agent.read_names))})" if agent.reads else ""),
+            help_text="connect its input to a stream fed from a producer, "
+            "or add a producer that writes its input",
+        )
+
+
+def check_cycles(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+    """MESH101, one diagnostic per strongly connected component (and self-loop)."""
+    for component in nx.strongly_connected_components(graph):
+        nodes = sorted(component)
+        if len(nodes) == 1 and not graph.has_edge(nodes[0], nodes[0]):
+            continue
+        sub = graph.subgraph(component)
+        start = min(n for n in nodes if graph.nodes[n]["kind"] == AGENT)
+        edges = nx.find_cycle(sub, source=start)
+        yield _cycle(core, source, graph, edges)
+
+
+def _cycle(
+    core: CoreMesh, source: Source, graph: nx.DiGraph, edges: list[tuple[str, str]]
+) -> Diagnostic:
+    path = [edges[0][0]] + [v for _, v in edges]
+    text = " → ".join(path)
+    spans = sorted((source.span(graph.edges[u, v]["ref"].path), u, v) for u, v in edges)
+    span = spans[-1][0]
+    agents = [n for n in path[:-1] if n in core.agents]
+    return codes.CYCLE.at(
+        span,
+        f"cycle: {text}",
+        help_text="remove one of these reads/writes, or start a new task on a new stream "
+        f"instead of feeding back into {_names(sorted(set(agents)))}",
+        related=[(s, f"`{u}` → `{v}`") for s, u, v in spans[:-1]],
+    )

@@ -1,0 +1,204 @@
+"""Type checks (MESH2xx): declared types, field expressions, joins, fan widths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import networkx as nx
+
+from meshc import codes
+from meshc.diagnostics import Diagnostic
+from meshc.expand import CoreAgent, CoreMesh
+from meshc.source import Source
+from meshc.typeexpr import TypeExpr, TypeSyntaxError, parse_type
+
+
+def parsed_types(core: CoreMesh) -> dict[str, dict[str, TypeExpr | None]]:
+    """Each type's fields parsed; None where the expression is malformed."""
+    out: dict[str, dict[str, TypeExpr | None]] = {}
+    for tname, fields in core.types.items():
+        parsed: dict[str, TypeExpr | None] = {}
+        for fname, text in fields.items():
+            try:
+                parsed[fname] = parse_type(text)
+            except TypeSyntaxError:
+                parsed[fname] = None
+        out[tname] = parsed
+    return out
+
+
+def check_types(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    declared = set(core.types)
+    used: set[str] = set()
+    for tname, fields in core.types.items():
+        for fname, text in fields.items():
+            path = ("types", tname, fname)
+            try:
+                expr = parse_type(text)
+            except TypeSyntaxError as err:
+                yield codes.BAD_TYPE_EXPR.at(
+                    source.span(path),
+                    f"field `{fname}` of type `{tname}`: {err}",
+                    help_text="write `str`, `int`, `float`, `bool`, `any`, a type name, "
+                    "`list[T]`, `dict[str, T]` or `T | None`",
+                )
+                continue
+            used |= expr.refs()
+            for missing in sorted(expr.refs() - declared):
+                yield _undeclared(
+                    source, path, missing, f"field `{fname}` of type `{tname}`", declared
+                )
+    for name, stream in core.streams.items():
+        used.add(stream.type)
+        if stream.type not in declared and stream.type not in core.dropped:
+            base = stream.path[:-1] if stream.family else stream.path
+            path: tuple[str | int, ...] = (*base, "type")
+            yield _undeclared(source, path, stream.type, f"stream `{name}`", declared)
+    yield from _type_cycles(core, source)
+    for tname in sorted(declared - used):
+        yield codes.UNUSED_TYPE.at(
+            source.key_span(("types", tname)),
+            f"type `{tname}` is used by no stream and no other type",
+            help_text="remove it, or use it as a stream's `type`",
+        )
+
+
+def _undeclared(
+    source: Source, path: tuple[str | int, ...], name: str, where: str, declared: set[str]
+) -> Diagnostic:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.6)
+    fix = f"did you mean `{close[0]}`?" if close else f"declare `{name}` under `types`"
+    return codes.UNDECLARED_TYPE.at(
+        source.span(path), f"{where} uses undeclared type `{name}`", help_text=fix
+    )
+
+
+def _type_cycles(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    graph = nx.DiGraph()
+    for tname, fields in parsed_types(core).items():
+        graph.add_node(tname)
+        for expr in fields.values():
+            if expr is not None and expr.kind == "ref" and expr.name in core.types:
+                graph.add_edge(tname, expr.name)
+    for component in nx.strongly_connected_components(graph):
+        nodes = sorted(component)
+        if len(nodes) == 1 and not graph.has_edge(nodes[0], nodes[0]):
+            continue
+        cycle = [u for u, _ in nx.find_cycle(graph.subgraph(component), source=nodes[0])]
+        yield codes.TYPE_CYCLE.at(
+            source.key_span(("types", nodes[0])),
+            "types contain each other: " + " → ".join([*cycle, cycle[0]]),
+            help_text="make one link optional (`T | None`) or a list (`list[T]`)",
+        )
+
+
+def _fields(core: CoreMesh, stream: str) -> dict[str, str] | None:
+    s = core.streams.get(stream)
+    if s is None:
+        return None
+    return core.types.get(s.type)
+
+
+def check_joins(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+    for name, agent in core.agents.items():
+        if agent.role == "aggregator" and agent.join is not None:
+            yield from _join_keys(core, source, name, agent)
+            yield from _fan_width(core, source, graph, name, agent)
+            if agent.handler in (None, "merge"):
+                yield from _merge_shape(core, source, name, agent)
+        if agent.role == "coordinator" and agent.handler in (None, "fanout"):
+            yield from _fanout_types(core, source, name, agent)
+
+
+def _join_keys(core: CoreMesh, source: Source, name: str, agent: CoreAgent) -> Iterator[Diagnostic]:
+    assert agent.join is not None
+    for i, key in enumerate(agent.join.on):
+        lacking = [
+            r.name for r in agent.reads if (f := _fields(core, r.name)) is not None and key not in f
+        ]
+        if lacking:
+            yield codes.JOIN_KEY_MISSING.at(
+                source.span((*agent.path, "join", "on", i)),
+                f"aggregator `{name}` joins on `{key}`, which the type of "
+                + ", ".join(f"`{s}` (`{core.streams[s].type}`)" for s in lacking)
+                + " lacks",
+                help_text=f"add `{key}` to those types, or remove it from `join.on`",
+            )
+
+
+def _fan_width(
+    core: CoreMesh, source: Source, graph: nx.DiGraph, name: str, agent: CoreAgent
+) -> Iterator[Diagnostic]:
+    upstream = nx.ancestors(graph, name) if name in graph else set()
+    for cname in sorted(upstream):
+        coord = core.agents.get(cname)
+        if coord is None or coord.role != "coordinator":
+            continue
+        fan_out = [w for w in coord.write_names if w in core.streams]
+        joined = [r for r in agent.read_names if r in upstream and nx.has_path(graph, cname, r)]
+        reaching = [w for w in fan_out if nx.has_path(graph, w, name)]
+        if reaching and (len(reaching) != len(fan_out) or len(joined) != len(fan_out)):
+            yield codes.FAN_WIDTH.at(
+                source.span((*agent.path, "reads")),
+                f"coordinator `{cname}` fans out to {len(fan_out)} lanes but aggregator "
+                f"`{name}` joins {len(joined)} of them "
+                f"(lanes that never reach it: {_lanes(sorted(set(fan_out) - set(reaching)))})",
+                help_text=f"make `{name}` read the output of every lane of `{cname}`",
+                related=[(source.key_span(coord.path), f"coordinator `{cname}` is declared here")],
+            )
+
+
+def _lanes(items: list[str]) -> str:
+    return ", ".join(f"`{i}`" for i in items) or "none"
+
+
+def _merge_shape(
+    core: CoreMesh, source: Source, name: str, agent: CoreAgent
+) -> Iterator[Diagnostic]:
+    for ref in agent.writes:
+        fields = _fields(core, ref.name)
+        if fields is None:
+            continue
+        lacking = [f for f in ("parts", "missing") if f not in fields]
+        if lacking:
+            yield codes.MERGE_SHAPE.at(
+                source.key_span(agent.path),
+                f"aggregator `{name}` uses the default merge, but the type of `{ref.name}` "
+                f"lacks {_lanes(lacking)}",
+                help_text="add `parts: dict[str, any]` and `missing: list[str]` to "
+                f"`{core.streams[ref.name].type}`, or give `{name}` a handler",
+            )
+
+
+def _fanout_types(
+    core: CoreMesh, source: Source, name: str, agent: CoreAgent
+) -> Iterator[Diagnostic]:
+    in_types = {core.streams[r].type for r in agent.read_names if r in core.streams}
+    for ref in agent.writes:
+        s = core.streams.get(ref.name)
+        if s is not None and in_types and s.type not in in_types:
+            yield codes.FANOUT_TYPE.at(
+                source.span(ref.path),
+                f"coordinator `{name}` copies its input (`{'`, `'.join(sorted(in_types))}`) "
+                f"to `{ref.name}`, whose type is `{s.type}`",
+                help_text=f"give `{ref.name}` the input's type, or write a coordinator handler",
+            )
+
+
+def check_partition_key(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    key = core.partition_key
+    if key is None:
+        return
+    intakes = {r.name for a in core.agents.values() if a.role == "producer" for r in a.writes}
+    for stream in sorted(intakes):
+        fields = _fields(core, stream)
+        if fields is not None and key not in fields:
+            yield codes.PARTITION_KEY.at(
+                source.span(("partition_key",)),
+                f"partition_key `{key}` is not a field of intake `{stream}` "
+                f"(type `{core.streams[stream].type}`)",
+                help_text=f"add `{key}` to that type, or choose one of: "
+                + ", ".join(f"`{f}`" for f in fields),
+            )

@@ -1,0 +1,69 @@
+"""Command line: parse arguments, call the API, print, return an exit code.
+
+Each command lives in ``meshc.commands.<name>`` with ``register(subparsers)``; the
+function it sets as ``handler`` returns the exit code. Exit codes: 0 success,
+1 invalid input or a failed operation, 2 usage error or a file that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from meshc import __version__
+
+COMMANDS = (
+    "validate",
+    "schema",
+    "compile",
+    "render",
+    "run",
+    "submit",
+    "tail",
+    "status",
+    "dlq",
+    "demo",
+    "server",
+    "test",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="meshc",
+        description="Validate, compile, render and run Agentic Meshes on Redis Streams.",
+    )
+    parser.add_argument("--version", action="version", version=f"meshc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"meshc.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"meshc.commands.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return code

@@ -1,0 +1,29 @@
+"""``meshc schema``: the JSON Schema of mesh files (for editors)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from meshc.model import json_schema
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("schema", help="print the JSON Schema of mesh files", description=__doc__)
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(handler=run)
+
+
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    text = schema_text()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,300 @@
+"""Shorthands → the core mesh that checks, renderers and the code generator read.
+
+The core form is plain frozen records. Every record remembers the YAML path it came
+from, so a diagnostic about an expanded lane still points at the line that made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshc import codes
+from meshc.diagnostics import Diagnostic
+from meshc.model import Agent, Join, LaneFamily, Mesh, ModelSettings, Retention, effective_policy
+from meshc.source import Path, Source
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One entry of an agent's `reads` or `writes`, and where it was written."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class CoreStream:
+    name: str
+    type: str
+    path: Path
+    description: str = ""
+    terminal: bool = False
+    retention: Retention | None = None
+    max_backlog: int | None = None
+    family: str | None = None
+    lane: str | None = None
+
+
+@dataclass(frozen=True)
+class CoreAgent:
+    name: str
+    role: str
+    reads: tuple[Ref, ...]
+    writes: tuple[Ref, ...]
+    path: Path
+    handler: str | None = None
+    description: str = ""
+    policy: dict[str, Any] = field(default_factory=dict)
+    deterministic: bool = True
+    join: Join | None = None
+    model: ModelSettings | None = None
+    prompt: str | None = None
+    family: str | None = None
+    lane: str | None = None
+
+    @property
+    def read_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.reads)
+
+    @property
+    def write_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.writes)
+
+
+@dataclass(frozen=True)
+class CoreMesh:
+    name: str
+    version: int
+    description: str
+    types: dict[str, dict[str, str]]
+    streams: dict[str, CoreStream]
+    agents: dict[str, CoreAgent]
+    partitions: int = 1
+    partition_key: str | None = None
+    families: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dropped: frozenset[str] = frozenset()
+
+    def lane_of(self, stream: str) -> str:
+        """The lane name of a stream inside a join: its family lane, else its last word."""
+        s = self.streams.get(stream)
+        if s is not None and s.lane is not None:
+            return s.lane
+        return stream.rsplit(".", 1)[-1]
+
+
+def lane_names(family: LaneFamily) -> list[str]:
+    if family.names is not None:
+        return list(family.names)
+    return [str(i) for i in range(family.count or 0)]
+
+
+def expand(
+    mesh: Mesh, source: Source, dropped: frozenset[str] = frozenset()
+) -> tuple[CoreMesh, list[Diagnostic]]:
+    diags: list[Diagnostic] = []
+    streams: dict[str, CoreStream] = {}
+    agents: dict[str, CoreAgent] = {}
+    families: dict[str, tuple[str, ...]] = {}
+    refs: dict[str, tuple[list[str], list[str]]] = {}
+    for fname, family in mesh.lanes.items():
+        diags.extend(_family_shape(source, fname, family))
+        lanes = lane_names(family)
+        families[fname] = tuple(lanes)
+        ins, outs = _expand_family(mesh, fname, family, lanes, streams, agents)
+        refs[fname] = (ins, outs)
+    for name, stream in mesh.streams.items():
+        _put(streams, diags, source, name, _core_stream(name, stream), ("streams", name))
+    for name, agent in mesh.agents.items():
+        reads = _refs(source, diags, refs, ("agents", name, "reads"), agent.reads)
+        writes = _refs(source, diags, refs, ("agents", name, "writes"), agent.writes)
+        item = _core_agent(mesh, name, agent, reads, writes)
+        _put(agents, diags, source, name, item, ("agents", name))
+    core = CoreMesh(
+        name=mesh.mesh,
+        version=mesh.version,
+        description=mesh.description,
+        types=mesh.types,
+        streams=streams,
+        agents=agents,
+        partitions=mesh.partitions,
+        partition_key=mesh.partition_key,
+        families=families,
+        dropped=dropped,
+    )
+    return core, diags
+
+
+def _family_shape(source: Source, fname: str, family: LaneFamily) -> list[Diagnostic]:
+    if (family.names is None) == (family.count is None):
+        return [
+            codes.SCHEMA.at(
+                source.key_span(("lanes", fname)),
+                f"lane family `{fname}` needs exactly one of `names` (a lane family) "
+                "or `count` (N parallel slots)",
+                help_text="write `names: [a, b, c]` or `count: 4`",
+            )
+        ]
+    names = lane_names(family)
+    if len(set(names)) != len(names) or not names:
+        return [
+            codes.SCHEMA.at(
+                source.span(("lanes", fname, "names")),
+                f"lane family `{fname}` needs distinct, non-empty lane names",
+                help_text="list each lane once",
+            )
+        ]
+    problems = []
+    for side in ("input", "output"):
+        template = getattr(family, side).stream
+        if "{lane}" not in template:
+            problems.append(
+                codes.SCHEMA.at(
+                    source.span(("lanes", fname, side, "stream")),
+                    f"the {side} stream template of lane family `{fname}` has no "
+                    "`{lane}` placeholder, so every lane would share one stream",
+                    help_text=f"write it like `{template}.{{lane}}`",
+                )
+            )
+    return problems
+
+
+def _expand_family(
+    mesh: Mesh,
+    fname: str,
+    family: LaneFamily,
+    lanes: list[str],
+    streams: dict[str, CoreStream],
+    agents: dict[str, CoreAgent],
+) -> tuple[list[str], list[str]]:
+    ins, outs = [], []
+    base: Path = ("lanes", fname)
+    for lane in lanes:
+        in_name = family.input.stream.replace("{lane}", lane)
+        out_name = family.output.stream.replace("{lane}", lane)
+        ins.append(in_name)
+        outs.append(out_name)
+        for name, side in ((in_name, family.input), (out_name, family.output)):
+            which = "input" if side is family.input else "output"
+            streams.setdefault(
+                name,
+                CoreStream(
+                    name,
+                    side.type,
+                    (*base, which, "stream"),
+                    side.description,
+                    retention=side.retention,
+                    family=fname,
+                    lane=lane,
+                ),
+            )
+        template = family.agent
+        agent_name = template.name.replace("{lane}", lane)
+        handler = template.handler.replace("{lane}", lane) if template.handler else None
+        fields = template.model_dump(exclude={"name", "role", "description", "handler"})
+        agent = Agent(
+            role=template.role,
+            description=template.description.replace("{lane}", lane),
+            reads=[in_name],
+            writes=[out_name],
+            handler=handler,
+            **fields,
+        )
+        agents.setdefault(
+            agent_name,
+            CoreAgent(
+                agent_name,
+                template.role.value,
+                (Ref(in_name, (*base, "input", "stream")),),
+                (Ref(out_name, (*base, "output", "stream")),),
+                (*base, "agent"),
+                handler,
+                agent.description,
+                effective_policy(agent, mesh.defaults),
+                template.deterministic,
+                None,
+                template.model,
+                template.prompt,
+                fname,
+                lane,
+            ),
+        )
+    return ins, outs
+
+
+def _refs(
+    source: Source,
+    diags: list[Diagnostic],
+    families: dict[str, tuple[list[str], list[str]]],
+    path: Path,
+    names: list[str],
+) -> tuple[Ref, ...]:
+    out: list[Ref] = []
+    for i, name in enumerate(names):
+        here = (*path, i)
+        if not name.startswith("@"):
+            out.append(Ref(name, here))
+            continue
+        fam, _, side = name[1:].partition(".")
+        if fam not in families or side not in ("input", "output"):
+            known = ", ".join(f"`@{f}.input`" for f in families) or "none declared"
+            diags.append(
+                codes.BAD_REFERENCE.at(
+                    source.span(here),
+                    f"`{name}` names no lane family side (families: {known})",
+                    help_text="write `@<family>.input` or `@<family>.output` for a family "
+                    "declared under `lanes`",
+                )
+            )
+            continue
+        ins, outs = families[fam]
+        out.extend(Ref(s, here) for s in (ins if side == "input" else outs))
+    return tuple(out)
+
+
+def _core_stream(name: str, stream: Any) -> CoreStream:
+    return CoreStream(
+        name,
+        stream.type,
+        ("streams", name),
+        stream.description,
+        stream.terminal,
+        stream.retention,
+        stream.max_backlog,
+    )
+
+
+def _core_agent(
+    mesh: Mesh, name: str, agent: Agent, reads: tuple[Ref, ...], writes: tuple[Ref, ...]
+) -> CoreAgent:
+    return CoreAgent(
+        name,
+        agent.role.value,
+        reads,
+        writes,
+        ("agents", name),
+        agent.handler,
+        agent.description,
+        effective_policy(agent, mesh.defaults),
+        agent.deterministic,
+        agent.join,
+        agent.model,
+        agent.prompt,
+    )
+
+
+def _put(
+    table: dict[str, Any], diags: list[Diagnostic], source: Source, name: str, item: Any, path: Path
+) -> None:
+    if name in table:
+        first = table[name].path
+        diags.append(
+            codes.BAD_NAME.at(
+                source.key_span(path),
+                f"`{name}` is declared here and also made by lane family `{first[1]}`",
+                help_text="rename one of them; a name may be used once",
+                related=[(source.span(first), f"lane family `{first[1]}` makes `{name}`")],
+            )
+        )
+        return
+    table[name] = item

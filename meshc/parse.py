@@ -1,0 +1,218 @@
+"""Loaded data → the typed ``Mesh``, with schema problems as positioned diagnostics.
+
+One bad agent must not hide the graph problems of the others, so when validation
+fails the entries with errors are dropped and the rest is validated again; the
+names of dropped entries are remembered so that references to them are not
+reported a second time as undeclared.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from meshc import codes
+from meshc.diagnostics import Diagnostic
+from meshc.model import Mesh
+from meshc.source import Path, Source
+
+_SECTIONS = ("agents", "streams", "types", "lanes")
+
+
+@dataclass
+class Parsed:
+    mesh: Mesh | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    dropped: dict[str, set[str]] = field(default_factory=dict)
+
+
+def parse(source: Source) -> Parsed:
+    data = source.data
+    if not isinstance(data, dict):
+        found = "an empty file" if data is None else f"a {type(data).__name__}"
+        diag = codes.SCHEMA.at(
+            source.span(()),
+            f"a mesh file is a mapping with `mesh`, `streams` and `agents`; found {found}",
+            help_text="start from `meshc schema` or an example in meshes/",
+        )
+        return Parsed(None, [diag])
+    try:
+        return Parsed(Mesh.model_validate(data))
+    except ValidationError as error:
+        failure = error
+    diags = [_diagnostic(source, e) for e in failure.errors()]
+    dropped, retry = _drop_broken(data, failure)
+    if retry is None:
+        return Parsed(None, diags, dropped)
+    try:
+        return Parsed(Mesh.model_validate(retry), diags, dropped)
+    except ValidationError:
+        return Parsed(None, diags, dropped)
+
+
+def _drop_broken(
+    data: dict[str, Any], err: ValidationError
+) -> tuple[dict[str, set[str]], dict[str, Any] | None]:
+    """Remove what failed: entries of the keyed sections, or a head field (its default)."""
+    dropped: dict[str, set[str]] = {}
+    retry = dict(data)
+    for e in err.errors():
+        loc = e["loc"]
+        if not loc:
+            return dropped, None
+        head = str(loc[0])
+        if _drop_extra_key(retry, loc, e["type"]):
+            continue
+        if len(loc) >= 2 and head in _SECTIONS and isinstance(data.get(head), dict):
+            dropped.setdefault(head, set()).add(str(loc[1]))
+        elif head == "mesh":
+            retry["mesh"] = "invalid_mesh"
+        else:
+            retry.pop(head, None)
+    for section, names in dropped.items():
+        retry[section] = {k: v for k, v in retry[section].items() if k not in names}
+    return dropped, retry
+
+
+def _drop_extra_key(retry: dict[str, Any], loc: tuple[Any, ...], kind: str) -> bool:
+    """An unknown key inside an entry: drop the key and keep the entry for the graph checks."""
+    if kind != "extra_forbidden" or len(loc) != 3 or loc[0] not in _SECTIONS:
+        return False
+    section = retry.get(loc[0])
+    if not isinstance(section, dict) or not isinstance(section.get(loc[1]), dict):
+        return False
+    section = retry[loc[0]] = dict(section)
+    section[loc[1]] = {k: v for k, v in section[loc[1]].items() if k != loc[2]}
+    return True
+
+
+def _diagnostic(source: Source, error: Any) -> Diagnostic:
+    loc: Path = tuple(error["loc"])
+    kind = error["type"]
+    where = _where(loc)
+    if kind == "extra_forbidden":
+        return _unknown_key(source, loc, where)
+    if kind == "missing":
+        parent = loc[:-1]
+        span = source.key_span(parent) if parent else source.span(())
+        return codes.SCHEMA.at(
+            span,
+            f"{_where(parent) or 'the mesh'} is missing the required field `{loc[-1]}`",
+            help_text=f"add `{loc[-1]}:` {_hint(loc)}",
+        )
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return codes.SCHEMA.at(
+        source.span(loc),
+        f"{where}: {message} (got {shown})",
+        help_text=_fix_for(kind, loc),
+    )
+
+
+def _unknown_key(source: Source, loc: Path, where: str) -> Diagnostic:
+    allowed = _allowed_keys(loc[:-1])
+    key = str(loc[-1])
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        fix = f"did you mean `{close[0]}`?"
+    elif allowed:
+        fix = "allowed keys here: " + ", ".join(f"`{a}`" for a in allowed)
+    else:
+        fix = "remove this key"
+    return codes.SCHEMA.at(
+        source.key_span(loc),
+        f"unknown key `{key}` in {_where(loc[:-1]) or 'the mesh'}",
+        help_text=fix,
+    )
+
+
+def _where(loc: Path) -> str:
+    if not loc:
+        return ""
+    if len(loc) >= 2 and loc[0] in ("agents", "streams", "types", "lanes"):
+        noun = {"agents": "agent", "streams": "stream", "types": "type", "lanes": "lane family"}
+        head = f"{noun[str(loc[0])]} `{loc[1]}`"
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{head} field `{rest}`" if rest else head
+    return "`" + ".".join(str(p) for p in loc) + "`"
+
+
+def _hint(loc: Path) -> str:
+    hints = {
+        "mesh": "an identifier such as `doc_review`",
+        "role": "one of producer, coordinator, specialist, aggregator, sink",
+        "type": "the name of a type declared under `types`",
+        "on": "the list of key fields shared by every partial",
+        "name": "the model name",
+        "stream": "a stream name template such as `doc.review.{lane}`",
+        "input": "`{stream: ..., type: ...}`",
+        "output": "`{stream: ..., type: ...}`",
+    }
+    return hints.get(str(loc[-1]), "with a value")
+
+
+def _fix_for(kind: str, loc: Path) -> str:
+    last = str(loc[-1]) if loc else ""
+    if kind.startswith("string_pattern") and last == "handler":
+        return "write `package.module:function`, or a built-in: fanout, merge, llm"
+    if kind == "enum":
+        return "use one of the values listed in the message"
+    if kind in ("int_parsing", "int_type", "greater_than_equal", "int_from_float"):
+        return f"`{last}` takes a whole number of at least its minimum"
+    if kind in ("list_type",):
+        return f"write `{last}` as a list, e.g. `[a, b]`"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"write `{last}` as a mapping of keys to values"
+    if kind in ("string_type",):
+        return f"write `{last}` as a string (quote it)"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"`{last}` is `true` or `false`"
+    return "see `meshc schema` for the expected form"
+
+
+def _allowed_keys(loc: Path) -> list[str]:
+    """The fields of the model that sits at ``loc`` (for "did you mean")."""
+    current: Any = Mesh
+    for part in loc:
+        current = _step(current, part)
+        if current is None:
+            return []
+    model = _unwrap(current)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    target = _unwrap(annotation)
+    if isinstance(target, type) and issubclass(target, BaseModel):
+        field_info = target.model_fields.get(str(part))
+        return field_info.annotation if field_info else None
+    origin = typing.get_origin(target)
+    args = typing.get_args(target)
+    if origin is dict and len(args) == 2:
+        return args[1]
+    if origin is list and args:
+        return args[0]
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Annotated and Optional around a type."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(members) != 1:
+                return annotation
+            annotation = members[0]
+        else:
+            return annotation
