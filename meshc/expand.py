@@ -6,12 +6,22 @@ from, so a diagnostic about an expanded lane still points at the line that made 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from meshc import codes
 from meshc.diagnostics import Diagnostic
-from meshc.model import Agent, Join, LaneFamily, Mesh, ModelSettings, Retention, effective_policy
+from meshc.model import (
+    HANDLER_PATTERN,
+    Agent,
+    Join,
+    LaneFamily,
+    Mesh,
+    ModelSettings,
+    Retention,
+    effective_policy,
+)
 from meshc.source import Path, Source
 
 
@@ -144,7 +154,7 @@ def _family_shape(source: Source, fname: str, family: LaneFamily) -> list[Diagno
                 help_text="list each lane once",
             )
         ]
-    problems = []
+    problems = _handler_template(source, fname, family, names)
     for side in ("input", "output"):
         template = getattr(family, side).stream
         if "{lane}" not in template:
@@ -157,6 +167,28 @@ def _family_shape(source: Source, fname: str, family: LaneFamily) -> list[Diagno
                 )
             )
     return problems
+
+
+def _handler_template(
+    source: Source, fname: str, family: LaneFamily, names: list[str]
+) -> list[Diagnostic]:
+    """A handler template must give `package.module:function` (or a built-in) per lane."""
+    template = family.agent.handler
+    if template is None:
+        return []
+    bad = [n for n in names if not re.match(HANDLER_PATTERN, template.replace("{lane}", n))]
+    if not bad:
+        return []
+    return [
+        codes.SCHEMA.at(
+            source.span(("lanes", fname, "agent", "handler")),
+            f"the handler template `{template}` of lane family `{fname}` gives "
+            f"`{template.replace('{lane}', bad[0])}` for lane `{bad[0]}`, which is not "
+            "`package.module:function` or a built-in",
+            help_text="write `package.module:function`; `{lane}` may stand for an identifier "
+            "part (rename lanes that are not identifiers)",
+        )
+    ]
 
 
 def _expand_family(
@@ -197,7 +229,6 @@ def _expand_family(
             description=template.description.replace("{lane}", lane),
             reads=[in_name],
             writes=[out_name],
-            handler=handler,
             **fields,
         )
         agents.setdefault(

@@ -206,7 +206,11 @@ class LaneFamily(_Strict):
 class Mesh(_Strict):
     """A mesh file (DESIGN.md section 3)."""
 
-    mesh: str = Field(description="identifier of the mesh")
+    mesh: str = Field(
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        max_length=64,
+        description="identifier of the mesh (lowercase letters, digits, `_`)",
+    )
     version: Annotated[int, Field(ge=0)] = Field(1, description="the mesh's own version")
     description: str = ""
     types: dict[str, dict[str, str]] = Field(default_factory=dict)

@@ -120,6 +120,8 @@ _TAGGED = {
     "tag:yaml.org,2002:float": float,
 }
 
+_COLLECTION_TAGS = {None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
 
 def _scalar(event: yaml.ScalarEvent) -> Any:
     tag = event.tag
@@ -306,6 +308,12 @@ class _Reader:
                 event.start_mark,
                 "flatten the structure; a mesh file needs only a few levels",
                 bound=True,
+            )
+        if event.tag not in _COLLECTION_TAGS:
+            raise _Refused(
+                f"unsupported tag {event.tag!r}",
+                event.start_mark,
+                "mesh files use plain YAML values; remove the tag",
             )
         path = self._place(event)
         if path is None:

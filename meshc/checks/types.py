@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Iterator
 
 import networkx as nx
@@ -10,7 +11,7 @@ from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.expand import CoreAgent, CoreMesh
 from meshc.source import Source
-from meshc.typeexpr import TypeExpr, TypeSyntaxError, parse_type
+from meshc.typeexpr import BUILTINS, TypeExpr, TypeSyntaxError, parse_type
 
 
 def parsed_types(core: CoreMesh) -> dict[str, dict[str, TypeExpr | None]]:
@@ -27,7 +28,35 @@ def parsed_types(core: CoreMesh) -> dict[str, dict[str, TypeExpr | None]]:
     return out
 
 
+def _bad_identifier(name: str) -> bool:
+    return (
+        not name.isidentifier()
+        or not name.isascii()
+        or keyword.iskeyword(name)
+        or name.startswith(("_", "model_"))
+        or name in ("None", "True", "False")
+    )
+
+
+def check_type_names(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    for tname, fields in core.types.items():
+        if _bad_identifier(tname) or tname in BUILTINS:
+            yield codes.TYPE_NAME.at(
+                source.key_span(("types", tname)),
+                f"type name `{tname}` is not usable as a class name",
+                help_text="use a CapWords identifier such as `ReviewTask`",
+            )
+        for fname in fields:
+            if _bad_identifier(fname):
+                yield codes.TYPE_NAME.at(
+                    source.key_span(("types", tname, fname)),
+                    f"field name `{fname}` of type `{tname}` is not an identifier",
+                    help_text="use a snake_case identifier such as `doc_id`",
+                )
+
+
 def check_types(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    yield from check_type_names(core, source)
     declared = set(core.types)
     used: set[str] = set()
     for tname, fields in core.types.items():
@@ -52,8 +81,8 @@ def check_types(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
         used.add(stream.type)
         if stream.type not in declared and stream.type not in core.dropped:
             base = stream.path[:-1] if stream.family else stream.path
-            path: tuple[str | int, ...] = (*base, "type")
-            yield _undeclared(source, path, stream.type, f"stream `{name}`", declared)
+            type_path: tuple[str | int, ...] = (*base, "type")
+            yield _undeclared(source, type_path, stream.type, f"stream `{name}`", declared)
     yield from _type_cycles(core, source)
     for tname in sorted(declared - used):
         yield codes.UNUSED_TYPE.at(

@@ -12,7 +12,7 @@ import zlib
 
 def tag(mesh: str, partition: int, partitions: int) -> str:
     """The hash tag of a partition, or '' for a single-partition mesh."""
-    return "{%s:%d}" % (mesh, partition) if partitions > 1 else ""
+    return f"{{{mesh}:{partition}}}" if partitions > 1 else ""
 
 
 def stream_key(stream: str, mesh: str, partition: int = 0, partitions: int = 1) -> str:
@@ -22,6 +22,11 @@ def stream_key(stream: str, mesh: str, partition: int = 0, partitions: int = 1) 
 def private_key(mesh: str, agent: str, what: str, partition: int = 0, partitions: int = 1) -> str:
     """A key private to one agent: ``<mesh>:<agent>:<what>`` plus the partition tag."""
     return f"{mesh}:{agent}:{what}" + tag(mesh, partition, partitions)
+
+
+def late_counter(mesh: str, agent: str, partition: int = 0, partitions: int = 1) -> str:
+    """The counter of partials an aggregator received after their join was done."""
+    return private_key(mesh, agent, "late", partition, partitions)
 
 
 def dlq_stream(mesh: str, agent: str) -> str:

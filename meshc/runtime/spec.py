@@ -79,9 +79,7 @@ class MeshSpec:
 
     def intake_streams(self) -> tuple[str, ...]:
         """Streams written by producers (where tasks enter)."""
-        return tuple(
-            s for a in self.agents.values() if a.role == "producer" for s in a.writes
-        )
+        return tuple(s for a in self.agents.values() if a.role == "producer" for s in a.writes)
 
     def terminal_streams(self) -> tuple[str, ...]:
         return tuple(name for name, s in self.streams.items() if s.terminal)

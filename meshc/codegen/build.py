@@ -1,0 +1,49 @@
+"""Compile into the working folder's cache so ``meshc run`` runs what ``compile`` writes.
+
+The cache is ``.meshc/build/<content hash>/<mesh>/``; a mesh file that has not changed
+is not compiled again. ``load_spec`` imports the compiled topology (the runtime's view
+of the mesh) from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshc import __version__
+from meshc.api import MeshError, analyze_file
+from meshc.codegen import compile_analysis, write_package
+from meshc.runtime.spec import MeshSpec
+
+
+@dataclass(frozen=True)
+class Built:
+    """A compiled mesh in the cache: import ``package`` with ``root`` on sys.path."""
+
+    root: Path
+    package: str
+
+    def load_spec(self) -> MeshSpec:
+        if str(self.root) not in sys.path:
+            sys.path.insert(0, str(self.root))
+        module = importlib.import_module(f"{self.package}.topology")
+        spec: MeshSpec = module.MESH
+        return spec
+
+
+def build_cached(path: str, folder: Path | None = None) -> Built:
+    """Validate and compile ``path`` into the cache; MeshError when it is invalid."""
+    analysis = analyze_file(path)
+    if not analysis.ok or analysis.core is None:
+        raise MeshError(analysis)
+    digest = hashlib.sha256(
+        analysis.source.text.encode("utf-8") + __version__.encode()
+    ).hexdigest()[:16]
+    root = (folder or Path.cwd()) / ".meshc" / "build" / digest
+    target = root / analysis.core.name
+    if not (target / "topology.py").exists():
+        write_package(target, compile_analysis(analysis, path))
+    return Built(root=root, package=analysis.core.name)

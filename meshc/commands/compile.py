@@ -1,0 +1,51 @@
+"""``meshc compile FILE -o DIR``: write ``DIR/<mesh>/``, a runnable worker package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from meshc.api import analyze_file
+from meshc.codegen import CodegenError, compile_analysis, diff_package, package_dir, write_package
+from meshc.commands.validate import emit
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("compile", help="compile a mesh into worker modules", description=__doc__)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="DIR", default="generated", help="default: generated")
+    p.add_argument("--check", action="store_true", help="exit 1 with a diff when DIR is stale")
+    p.add_argument("--format", default="text", help=argparse.SUPPRESS)
+    p.add_argument("--color", default="auto", help=argparse.SUPPRESS)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        analysis = analyze_file(args.file)
+    except OSError as err:
+        print(f"{args.file}: error: cannot open: {err.strerror or err}", file=sys.stderr)
+        return 2
+    if not analysis.ok:
+        emit([analysis], args)
+        return 1
+    assert analysis.core is not None
+    try:
+        files = compile_analysis(analysis, args.file)
+    except CodegenError as err:
+        print(f"meshc compile: {err}", file=sys.stderr)
+        return 1
+    folder = package_dir(args.output, analysis.core.name)
+    if args.check:
+        diff = diff_package(folder, files)
+        if diff:
+            sys.stdout.write(diff)
+            print(f"{folder} is stale: run `meshc compile {args.file} -o {args.output}`",
+                  file=sys.stderr)
+            return 1
+        print(f"{folder} is up to date", file=sys.stderr)
+        return 0
+    changed = write_package(folder, files)
+    print(f"{folder}: {len(files)} files, {len(changed)} changed", file=sys.stderr)
+    return 0

@@ -1,0 +1,151 @@
+"""What every renderer needs from a core mesh: a stable order, edges, ids and colours.
+
+Renderers never walk the core mesh's dicts directly: the order here comes from
+``meshc.graph.topological_order`` (ties broken by name), so a diagram changes only
+when the topology does, never when keys are reordered in the YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from meshc.expand import CoreMesh
+from meshc.graph import AGENT, build, topological_order
+
+WRITE = "write"
+READ = "read"
+
+ROLES = ("producer", "coordinator", "specialist", "aggregator", "sink")
+
+# (fill, stroke) per role and per kind of stream; one palette for every format.
+COLORS: dict[str, tuple[str, str]] = {
+    "producer": ("#dbeafe", "#1d4ed8"),
+    "coordinator": ("#ede9fe", "#6d28d9"),
+    "specialist": ("#dcfce7", "#15803d"),
+    "aggregator": ("#fef3c7", "#b45309"),
+    "sink": ("#f3f4f6", "#374151"),
+    "stream": ("#f8fafc", "#64748b"),
+    "terminal": ("#e0f2fe", "#0369a1"),
+    "dead": ("#fee2e2", "#dc2626"),
+}
+
+LEGEND = "solid arrow: XADD (an agent publishes); dotted arrow: XREADGROUP + XACK (a group reads)"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One arrow in the direction messages flow: agent → stream (write), stream → agent (read)."""
+
+    source: str
+    target: str
+    kind: str
+
+    @property
+    def stream(self) -> str:
+        return self.target if self.kind == WRITE else self.source
+
+    @property
+    def agent(self) -> str:
+        return self.source if self.kind == WRITE else self.target
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The mesh laid out for drawing: nodes in topological order, edges in that order too."""
+
+    core: CoreMesh
+    order: tuple[str, ...]
+    edges: tuple[Edge, ...]
+    ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def agents(self) -> list[str]:
+        return [n for n in self.order if n in self.core.agents]
+
+    @property
+    def streams(self) -> list[str]:
+        return [n for n in self.order if n in self.core.streams]
+
+    def is_agent(self, name: str) -> bool:
+        return name in self.core.agents
+
+    def in_order(self, names: Iterable[str]) -> list[str]:
+        """The declared ones of ``names``, in drawing order."""
+        wanted = set(names)
+        return [n for n in self.order if n in wanted]
+
+    def out_edges(self, name: str) -> list[Edge]:
+        return [e for e in self.edges if e.source == name]
+
+    def family_members(self, family: str) -> list[str]:
+        """Agents and streams made by one lane family, in drawing order."""
+        return [n for n in self.order if _family_of(self.core, n) == family]
+
+    def free_nodes(self) -> list[str]:
+        """Nodes that belong to no lane family."""
+        return [n for n in self.order if _family_of(self.core, n) is None]
+
+    def families(self) -> list[str]:
+        return sorted(f for f in self.core.families if self.family_members(f))
+
+    def stream_class(self, name: str) -> str:
+        return "terminal" if self.core.streams[name].terminal else "stream"
+
+
+def topology(core: CoreMesh) -> Topology:
+    graph = build(core)
+    order = tuple(topological_order(graph))
+    rank = {name: i for i, name in enumerate(order)}
+    edges: list[Edge] = []
+    for name in order:
+        kind = WRITE if graph.nodes[name].get("kind") == AGENT else READ
+        targets = sorted(graph.successors(name), key=rank.__getitem__)
+        edges.extend(Edge(name, t, kind) for t in targets)
+    ids = unique_ids(core.agents, "a_") | unique_ids(core.streams, "s_")
+    return Topology(core, order, tuple(edges), ids)
+
+
+def unique_ids(names: Iterable[str], prefix: str) -> dict[str, str]:
+    """Names → identifiers safe in Mermaid and DOT (``doc.review`` → ``s_doc_review``).
+
+    Two names that sanitize alike (``a.b`` and ``a_b``) get ``_2``, ``_3`` … in name
+    order, so the mapping depends on the set of names only.
+    """
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in sorted(names):
+        base = prefix + _UNSAFE.sub("_", name)
+        candidate, n = base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}_{n}"
+        taken.add(candidate)
+        out[name] = candidate
+    return out
+
+
+def agent_depths(core: CoreMesh, topo: Topology) -> dict[str, int]:
+    """Longest number of hops from a producer: agents at one depth run side by side."""
+    depth: dict[str, int] = {}
+    for name in topo.agents:
+        before = [
+            depth[w]
+            for s in core.agents[name].read_names
+            for w in _writers_of(core, s)
+            if w in depth
+        ]
+        depth[name] = max(before, default=-1) + 1
+    return depth
+
+
+def _writers_of(core: CoreMesh, stream: str) -> list[str]:
+    return sorted(a.name for a in core.agents.values() if stream in a.write_names)
+
+
+def _family_of(core: CoreMesh, name: str) -> str | None:
+    item = core.agents.get(name) or core.streams.get(name)
+    return item.family if item is not None else None

@@ -1,0 +1,415 @@
+"""The operator's side of a mesh: status, dead letters and safe trimming.
+
+These functions back ``meshc status``, ``meshc dlq list|redrive`` and retention. Each
+takes a URL (or a client) so the CLI stays a thin layer, and returns plain data so the
+same result prints as text or JSON. The two writes here (redrive, trim) run as
+server-side scripts because their safety depends on reading and writing in one step:
+a redrive must never delete a dead letter it failed to re-add, and a trim must never
+remove an entry that some group still holds pending (the PEL would keep a dangling id
+and XAUTOCLAIM would drop it silently, see FACTS.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from meshc.runtime import keys
+from meshc.runtime.client import Entry, decode_entry, group_lag, id_order, read_range, stream_keys
+from meshc.runtime.connect import MeshOpsError, connect
+from meshc.runtime.spec import AgentSpec, MeshSpec
+
+log = logging.getLogger("meshc.admin")
+TRIM_CHUNK = 10_000
+
+REDRIVE_SCRIPT = """
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
+local id = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+"""
+
+TRIM_SCRIPT = """
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return {tonumber(ms), tonumber(seq)}
+end
+local function less(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end
+local function lower(cur, id) if less(parse(id), parse(cur)) then return id end return cur end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local target = nil
+if ARGV[1] ~= '' then target = ARGV[1] end
+if ARGV[2] ~= '' then
+  local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
+  if excess > 0 then
+    local n = math.min(excess, tonumber(ARGV[3]))
+    local r = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n + 1)
+    local id = r[#r][1]
+    if target == nil or less(parse(target), parse(id)) then target = id end
+  end
+end
+if target == nil then return 0 end
+local seen = {}
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
+  seen[info['name']] = true
+  target = lower(target, info['last-delivered-id'])
+  if info['pending'] > 0 then
+    target = lower(target, redis.call('XPENDING', KEYS[1], info['name'])[2])
+  end
+end
+for i = 4, #ARGV do if not seen[ARGV[i]] then return 0 end end
+return redis.call('XTRIM', KEYS[1], 'MINID', target)
+"""
+
+
+class AdminError(MeshOpsError):
+    """Raised when an operator request names an unknown agent, entry or source stream."""
+
+
+@contextlib.contextmanager
+def _using(url: str | redis.Redis) -> Iterator[redis.Redis]:
+    """A client for the call: the one given, or a new one closed afterwards."""
+    if isinstance(url, redis.Redis):
+        yield url
+        return
+    client = connect(url)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _agent(mesh: MeshSpec, name: str) -> AgentSpec:
+    if name not in mesh.agents:
+        raise AdminError(f"mesh {mesh.name!r} has no agent {name!r}: {', '.join(mesh.agents)}")
+    return mesh.agents[name]
+
+
+def _readers(mesh: MeshSpec, stream: str) -> list[str]:
+    return sorted(a.name for a in mesh.agents.values() if stream in a.reads)
+
+
+def _dlq_keys(mesh: MeshSpec, agent: str) -> list[tuple[int, str]]:
+    name = keys.dlq_stream(mesh.name, agent)
+    return [
+        (p, keys.stream_key(name, mesh.name, p, mesh.partitions)) for p in range(mesh.partitions)
+    ]
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def status(mesh: MeshSpec, url: str | redis.Redis) -> dict[str, Any]:
+    """Lengths, lags, pending entries, consumers, dead letters and late partials.
+
+    A reading agent whose group does not exist yet is listed with ``exists: false``
+    and everything undelivered, so a worker that never started is visible.
+    """
+    with _using(url) as r:
+        return {
+            "mesh": mesh.name,
+            "version": mesh.version,
+            "partitions": mesh.partitions,
+            "streams": {s: _stream_status(r, mesh, s) for s in sorted(mesh.streams)},
+            "agents": {a: _agent_status(r, mesh, mesh.agents[a]) for a in sorted(mesh.agents)},
+        }
+
+
+def _stream_status(r: redis.Redis, mesh: MeshSpec, stream: str) -> dict[str, Any]:
+    groups: dict[str, dict[str, Any]] = {}
+    length = 0
+    for key in stream_keys(mesh, stream):
+        key_len = int(r.xlen(key))
+        length += key_len
+        infos = _group_infos(r, key)
+        for name in sorted(set(_readers(mesh, stream)) | set(infos)):
+            entry = groups.setdefault(name, _empty_group())
+            _add_group(r, key, key_len, infos.get(name), entry)
+    return {"length": length, "terminal": mesh.streams[stream].terminal, "groups": groups}
+
+
+def _group_infos(r: redis.Redis, key: str) -> dict[str, dict[str, Any]]:
+    try:
+        return {g["name"].decode(): g for g in r.xinfo_groups(key)}
+    except redis.ResponseError:  # the key does not exist yet
+        return {}
+
+
+def _empty_group() -> dict[str, Any]:
+    return {"exists": True, "lag": 0, "pending": 0, "last_delivered": {}, "consumers": []}
+
+
+def _add_group(
+    r: redis.Redis, key: str, key_len: int, info: dict[str, Any] | None, out: dict[str, Any]
+) -> None:
+    """Fold one partition's view of a group into the stream-wide summary ``out``."""
+    if info is None:
+        out["exists"] = False
+        out["lag"] += key_len
+        out["last_delivered"][key] = None
+        return
+    out["lag"] += group_lag(r, key, info)
+    out["pending"] += int(info["pending"])
+    out["last_delivered"][key] = info["last-delivered-id"].decode()
+    for c in r.xinfo_consumers(key, info["name"]):
+        _merge_consumer(out["consumers"], c)
+
+
+def _merge_consumer(consumers: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    name = info["name"].decode()
+    for c in consumers:
+        if c["name"] == name:
+            c["pending"] += int(info["pending"])
+            c["idle_ms"] = min(c["idle_ms"], int(info["idle"]))
+            return
+    consumers.append({"name": name, "pending": int(info["pending"]), "idle_ms": int(info["idle"])})
+
+
+def _agent_status(r: redis.Redis, mesh: MeshSpec, agent: AgentSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "role": agent.role,
+        "dead_letters": sum(int(r.xlen(k)) for _, k in _dlq_keys(mesh, agent.name)),
+    }
+    if agent.role == "aggregator":
+        late = [
+            keys.late_counter(mesh.name, agent.name, p, mesh.partitions)
+            for p in range(mesh.partitions)
+        ]
+        out["late_partials"] = sum(int(v) for v in r.mget(late) if v is not None)
+    return out
+
+
+def format_status(report: dict[str, Any]) -> str:
+    """``status`` as two aligned tables (streams and groups, then agents)."""
+    parts = "partition" if report["partitions"] == 1 else "partitions"
+    lines = [f"mesh {report['mesh']} v{report['version']} ({report['partitions']} {parts})", ""]
+    rows = [["STREAM", "LENGTH", "GROUP", "LAG", "PENDING", "CONSUMERS"]]
+    for name, s in report["streams"].items():
+        rows.append([name, str(s["length"]), "(terminal)" if s["terminal"] else "-", "", "", ""])
+        for group, g in s["groups"].items():
+            label = group if g["exists"] else f"{group} (no group yet)"
+            rows.append(
+                ["", "", label, str(g["lag"]), str(g["pending"]), _consumers(g["consumers"])]
+            )
+    lines += _table(rows) + [""]
+    rows = [["AGENT", "ROLE", "DEAD LETTERS", "LATE PARTIALS"]]
+    for name, a in report["agents"].items():
+        rows.append([name, a["role"], str(a["dead_letters"]), str(a.get("late_partials", "-"))])
+    return "\n".join(lines + _table(rows))
+
+
+def _consumers(consumers: list[dict[str, Any]]) -> str:
+    if not consumers:
+        return "-"
+    return ", ".join(f"{c['name']} (pending {c['pending']}, idle {c['idle_ms'] / 1000:.1f}s)"
+                     for c in consumers)  # fmt: skip
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+# -- dead letters -----------------------------------------------------------------------
+
+
+def dlq_list(
+    mesh: MeshSpec, agent: str, url: str | redis.Redis, count: int = 100
+) -> list[dict[str, Any]]:
+    """The oldest ``count`` dead letters of ``agent`` (all partitions), decoded."""
+    _agent(mesh, agent)
+    with _using(url) as r:
+        found = [
+            _dead_letter(key, eid, fields)
+            for _, key in _dlq_keys(mesh, agent)
+            for eid, fields in read_range(r, key, count=count)
+        ]
+    return sorted(found, key=lambda d: id_order(d["id"]))[:count]
+
+
+def _dead_letter(key: str, eid: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
+    entry = decode_entry(eid, fields)
+    text = {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
+    return {
+        "id": entry["id"],
+        "key": key,
+        "data": entry["data"],
+        "error": text.get("error", ""),
+        "source_stream": text.get("source_stream", ""),
+        "source_id": text.get("source_id", ""),
+        "source_parent": text.get("source_parent", ""),
+        "source_agent": text.get("source_agent", ""),
+        "deliveries": int(text.get("deliveries") or 0),
+        "trace": entry["trace"],
+        "agent": entry["agent"],
+    }
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One planned redrive: from which dead-letter key to which source key, with what."""
+
+    dlq: str
+    source: str
+    letter_id: str
+    fields: list[bytes | str]
+
+
+def dlq_redrive(
+    mesh: MeshSpec, agent: str, url: str | redis.Redis, ids: list[str] | None = None
+) -> int:
+    """Put dead letters back on their source streams; returns how many moved.
+
+    Everything is checked before anything moves. A letter that cannot be replayed (a
+    failed join has no source stream; no payload; a source the agent does not read)
+    is skipped with a warning, or raises :class:`AdminError` when named in ``ids``, as
+    do unknown ids. Each letter moves in one script: XADD to the source with the
+    original header, then XDEL from the dead-letter stream, so none is lost or doubled.
+    """
+    spec = _agent(mesh, agent)
+    with _using(url) as r:
+        plan = _redrive_plan(r, mesh, spec, ids)
+        script = r.register_script(REDRIVE_SCRIPT)
+        moved = [script(keys=[m.dlq, m.source], args=[m.letter_id, *m.fields]) for m in plan]
+    return sum(1 for reply in moved if reply)
+
+
+def _redrive_plan(
+    r: redis.Redis, mesh: MeshSpec, agent: AgentSpec, ids: list[str] | None
+) -> list[_Move]:
+    plan: list[_Move] = []
+    problems: dict[str, str] = {}
+    for p, dlq in _dlq_keys(mesh, agent.name):
+        for eid, fields in read_range(r, dlq):
+            letter = _dead_letter(dlq, eid, fields)
+            if ids is not None and letter["id"] not in ids:
+                continue
+            source = _source_key(mesh, agent, p, letter["source_stream"])
+            problem = _unreplayable(agent, letter, source, fields)
+            if problem:
+                problems[letter["id"]] = problem
+            elif source is not None:
+                plan.append(
+                    _Move(dlq, source, letter["id"], _header(r, mesh, source, fields, letter))
+                )
+    _check_plan(agent, ids, plan, problems)
+    return plan
+
+
+def _check_plan(
+    agent: AgentSpec, ids: list[str] | None, plan: list[_Move], problems: dict[str, str]
+) -> None:
+    missing = set(ids or ()) - {m.letter_id for m in plan} - set(problems)
+    if missing:
+        raise AdminError(f"no dead letter of {agent.name!r} with id {', '.join(sorted(missing))}")
+    reasons = "; ".join(f"{eid}: {why}" for eid, why in problems.items())
+    if problems and ids is not None:
+        raise AdminError(f"cannot re-drive dead letters of {agent.name!r}: {reasons}")
+    if problems:
+        log.warning("skipped %d dead letters of %s: %s", len(problems), agent.name, reasons)
+
+
+def _unreplayable(
+    agent: AgentSpec, letter: dict[str, Any], source: str | None, fields: dict[bytes, bytes]
+) -> str | None:
+    """Why a letter cannot go back to a source stream, or None when it can."""
+    if not letter["source_stream"]:
+        return "it has no source stream (a failed join: its partials cannot be replayed)"
+    if source is None:
+        return (
+            f"its source stream {letter['source_stream']!r} is not an input of "
+            f"{agent.name!r} ({', '.join(agent.reads)})"
+        )
+    if not fields.get(b"data"):
+        return "it has no payload (the source entry was trimmed before it failed)"
+    return None
+
+
+def _source_key(mesh: MeshSpec, agent: AgentSpec, partition: int, source: str) -> str | None:
+    """The key to re-add to: the recorded key, or a bare stream name in this partition."""
+    for stream in agent.reads:
+        key = keys.stream_key(stream, mesh.name, partition, mesh.partitions)
+        if source in (stream, key):
+            return key
+    return None
+
+
+def _header(
+    r: redis.Redis, mesh: MeshSpec, source: str, fields: dict[bytes, bytes], letter: dict[str, Any]
+) -> list[bytes | str]:
+    """Field/value pairs to re-add: the dead letter's data under the original header.
+
+    The original entry is read back when it still exists; otherwise the header comes
+    from the letter (``trace``, ``source_parent``, ``source_agent``), with the source
+    stream's one writer in the mesh standing in for a missing ``source_agent``.
+    """
+    sid = letter["source_id"]
+    original = read_range(r, source, sid, sid) if sid else []
+    if original and original[0][1]:
+        head = decode_entry(*original[0])
+    else:
+        writer = letter["source_agent"] or _writer(mesh, source)
+        head = Entry(
+            id="", trace=letter["trace"], parent=letter["source_parent"], agent=writer,
+            attempt=1, data=None,
+        )  # fmt: skip
+    return [
+        "data", fields[b"data"], "trace", head["trace"], "parent", head["parent"],
+        "agent", head["agent"], "attempt", str(head["attempt"]),
+    ]  # fmt: skip
+
+
+def _writer(mesh: MeshSpec, key: str) -> str:
+    for agent in mesh.agents.values():
+        if any(key in stream_keys(mesh, s) for s in agent.writes):
+            return agent.name
+    return ""
+
+
+# -- retention ----------------------------------------------------------------------------
+
+
+def trim(mesh: MeshSpec, url: str | redis.Redis) -> int:
+    """Apply ``maxlen``/``max_age`` without losing work; returns entries removed.
+
+    The cut (XTRIM MINID) is never above any group's oldest pending id or its
+    last-delivered id, and a stream whose reading agents have not created their
+    groups yet is left alone (those groups will start reading from 0).
+    """
+    removed = 0
+    with _using(url) as r:
+        script = r.register_script(TRIM_SCRIPT)
+        now_ms = _server_ms(r)
+        for name, spec in sorted(mesh.streams.items()):
+            if spec.maxlen is None and spec.max_age is None:
+                continue
+            minid = f"{max(0, now_ms - int(spec.max_age * 1000))}-0" if spec.max_age else ""
+            args = [minid, "" if spec.maxlen is None else str(spec.maxlen), str(TRIM_CHUNK)]
+            for key in stream_keys(mesh, name):
+                removed += _trim_key(script, key, args + _readers(mesh, name))
+    return removed
+
+
+def _trim_key(script: Any, key: str, args: list[str]) -> int:
+    """Run the trim script until it removes less than a chunk (maxlen works in chunks)."""
+    total = 0
+    while True:
+        n = int(script(keys=[key], args=args))
+        total += n
+        if n < TRIM_CHUNK:
+            return total
+
+
+def _server_ms(r: redis.Redis) -> int:
+    """The server's clock, since entry ids come from it and not from ours."""
+    seconds, micros = r.time()
+    return int(seconds) * 1000 + int(micros) // 1000

@@ -1,0 +1,385 @@
+"""The caller's side of a mesh: submit tasks, wait for results, tail streams.
+
+``meshc submit``, ``meshc tail`` and applications use :class:`MeshClient`. It writes
+root entries in the wire format of DESIGN.md section 5 under the producer's name (the
+intake keeps exactly one writer), routes each task to its partition, and refuses new
+work while the intake's backlog is over its bound, because a queue that grows without
+limit only turns overload into latency and lost memory. Results are read from terminal
+streams with plain XREAD, never through a consumer group, so any number of callers can
+wait on the same stream without taking results from one another.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypedDict, cast
+
+import orjson
+import redis
+from pydantic import BaseModel, ValidationError
+
+from meshc.runtime import keys
+from meshc.runtime.connect import MeshOpsError, connect
+from meshc.runtime.spec import MeshSpec
+
+PIPELINE_CHUNK = 500
+READ_COUNT = 1000
+WAIT_MARGIN_MS = 5_000
+
+
+class SubmitError(MeshOpsError):
+    """Raised when a task cannot be submitted: unknown stream, invalid or oversize payload."""
+
+
+class BackpressureError(SubmitError):
+    """Raised when the intake's backlog is at its ``max_backlog`` bound; retry later."""
+
+    def __init__(self, stream: str, backlog: int, bound: int, adding: int = 1) -> None:
+        self.stream, self.backlog, self.bound = stream, backlog, bound
+        super().__init__(
+            f"refused: stream {stream!r} has {backlog} entries not yet processed and its "
+            f"bound is max_backlog={bound} (adding {adding} would exceed it); "
+            "wait for the workers to catch up, add replicas, or raise max_backlog"
+        )
+
+
+class WaitTimeout(MeshOpsError):
+    """Raised by :meth:`MeshClient.wait` when no result with the trace arrived in time."""
+
+
+class Entry(TypedDict):
+    """A decoded stream entry; ``data`` is the JSON payload (None if unreadable)."""
+
+    id: str
+    trace: str
+    parent: str
+    agent: str
+    attempt: int
+    data: Any
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What ``submit`` wrote: the task's trace, its entry id, and the stream/key used."""
+
+    trace: str
+    entry_id: str
+    stream: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """A result entry read from a terminal stream."""
+
+    stream: str
+    key: str
+    entry: Entry
+
+    @property
+    def trace(self) -> str:
+        return self.entry["trace"]
+
+    @property
+    def data(self) -> Any:
+        return self.entry["data"]
+
+
+def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
+    """Read the wire format; an entry with ``data`` alone is a root whose trace is its id."""
+    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    raw = fields.get(b"data")
+    try:
+        data = orjson.loads(raw) if raw is not None else None
+    except orjson.JSONDecodeError:
+        data = None
+    return Entry(
+        id=eid,
+        trace=_text(fields, b"trace") or eid,
+        parent=_text(fields, b"parent"),
+        agent=_text(fields, b"agent"),
+        attempt=int(_text(fields, b"attempt") or 1),
+        data=data,
+    )
+
+
+def _text(fields: dict[bytes, bytes], name: bytes) -> str:
+    value = fields.get(name)
+    return value.decode("utf-8", "replace") if value is not None else ""
+
+
+RawEntry = tuple[bytes, dict[bytes, bytes]]
+
+
+def read_range(
+    r: redis.Redis, key: str, start: str = "-", end: str = "+", count: int | None = None
+) -> list[RawEntry]:
+    """XRANGE with the reply typed as raw bytes (redis-py's stubs allow str and None)."""
+    return cast(list[RawEntry], r.xrange(key, min=start, max=end, count=count))
+
+
+def stream_keys(mesh: MeshSpec, stream: str) -> list[str]:
+    """Every server key of a logical stream: one per partition."""
+    return [keys.stream_key(stream, mesh.name, p, mesh.partitions) for p in range(mesh.partitions)]
+
+
+def id_order(entry_id: str) -> tuple[int, int]:
+    """Sort key of an entry id (``ms-seq``), since ids do not sort as strings."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def stream_backlog(r: redis.Redis, key: str, cap: int = 100_000) -> int:
+    """Entries of ``key`` that some group has not finished (lag + pending, worst group).
+
+    With no group yet (no worker has started) nobody has consumed anything: XLEN.
+    """
+    try:
+        groups = r.xinfo_groups(key)
+    except redis.ResponseError:  # no such key
+        return 0
+    if not groups:
+        return int(r.xlen(key))
+    return max(group_lag(r, key, g, cap) + int(g["pending"]) for g in groups)
+
+
+def group_lag(r: redis.Redis, key: str, group: dict[str, Any], cap: int = 100_000) -> int:
+    """Entries not yet delivered to a group; counted by hand (up to ``cap``) when the
+    server cannot say (``lag`` is nil after deletions or trimming below the cursor)."""
+    if group.get("lag") is not None:
+        return int(group["lag"])
+    last = group["last-delivered-id"]
+    last = last.decode() if isinstance(last, bytes) else str(last)
+    return len(read_range(r, key, start="(" + last, count=cap))
+
+
+class MeshClient:
+    """Submit, wait and tail on one mesh; pass a URL or an existing client."""
+
+    def __init__(
+        self, mesh: MeshSpec, url: str | None = None, *, client: redis.Redis | None = None
+    ) -> None:
+        if client is None and url is None:
+            raise ValueError("MeshClient needs a url or a client")
+        self.mesh = mesh
+        self.redis = client if client is not None else connect(url or "")
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def __enter__(self) -> MeshClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submit ---------------------------------------------------------------------
+
+    def submit(self, payload: dict[str, Any] | BaseModel, stream: str | None = None) -> Submitted:
+        """Validate, route and write one task; refuse it when the intake is full."""
+        return self.submit_many([payload], stream)[0]
+
+    def submit_many(
+        self, payloads: Iterable[dict[str, Any] | BaseModel], stream: str | None = None
+    ) -> list[Submitted]:
+        """Validate every task first (all or nothing), then write them pipelined."""
+        name = self._intake(stream)
+        prepared = [self._prepare(name, p) for p in payloads]
+        self._check_backlog(name, [key for key, _ in prepared])
+        out: list[Submitted] = []
+        for start in range(0, len(prepared), PIPELINE_CHUNK):
+            chunk = prepared[start : start + PIPELINE_CHUNK]
+            pipe = self.redis.pipeline(transaction=False)
+            for key, fields in chunk:
+                pipe.xadd(key, fields)  # type: ignore[arg-type]
+            ids = pipe.execute()
+            for (key, fields), eid in zip(chunk, ids, strict=True):
+                out.append(Submitted(fields["trace"], eid.decode(), name, key))
+        return out
+
+    def _intake(self, stream: str | None) -> str:
+        intakes = self.mesh.intake_streams()
+        if stream is None:
+            if len(intakes) != 1:
+                raise SubmitError(f"name the stream to submit to: one of {', '.join(intakes)}")
+            return intakes[0]
+        if stream not in intakes:
+            raise SubmitError(
+                f"cannot submit to {stream!r}: tasks enter through an intake stream "
+                f"written by a producer ({', '.join(intakes) or 'none declared'})"
+            )
+        return stream
+
+    def _prepare(
+        self, stream: str, payload: dict[str, Any] | BaseModel
+    ) -> tuple[str, dict[str, str]]:
+        doc = self._validate(stream, payload)
+        data = orjson.dumps(doc).decode()
+        self._check_size(stream, len(data))
+        trace = uuid.uuid4().hex
+        route = self._route_value(doc, trace)
+        key = keys.stream_key(
+            stream,
+            self.mesh.name,
+            keys.partition_of(route, self.mesh.partitions),
+            self.mesh.partitions,
+        )
+        agent = self._producer(stream)
+        return key, {"data": data, "trace": trace, "parent": "", "agent": agent, "attempt": "1"}
+
+    def _validate(self, stream: str, payload: dict[str, Any] | BaseModel) -> dict[str, Any]:
+        model = self.mesh.streams[stream].model
+        try:
+            if isinstance(payload, BaseModel) and not isinstance(payload, model):
+                payload = payload.model_dump(by_alias=True)
+            valid = payload if isinstance(payload, model) else model.model_validate(payload)
+        except ValidationError as err:
+            raise SubmitError(f"payload does not fit {stream!r} ({model.__name__}): {err}") from err
+        return valid.model_dump(mode="json", by_alias=True)
+
+    def _check_size(self, stream: str, size: int) -> None:
+        limits = [
+            a.policy.max_payload_bytes for a in self.mesh.agents.values() if stream in a.reads
+        ]
+        if limits and size > min(limits):
+            raise SubmitError(
+                f"payload of {size} bytes is over the {min(limits)}-byte limit of the "
+                f"agents reading {stream!r}; they would dead-letter it"
+            )
+
+    def _route_value(self, doc: dict[str, Any], trace: str) -> str:
+        """The partition key's value as text (JSON for non-strings), else the trace."""
+        field = self.mesh.partition_key
+        value = doc.get(field) if field else None
+        if value is None:
+            return trace
+        return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+    def _producer(self, stream: str) -> str:
+        for agent in self.mesh.agents.values():
+            if agent.role == "producer" and stream in agent.writes:
+                return agent.name
+        raise SubmitError(f"no producer writes {stream!r}")
+
+    def _check_backlog(self, stream: str, targets: list[str]) -> None:
+        bound = self.mesh.streams[stream].max_backlog
+        if bound is None:
+            return
+        for key in sorted(set(targets)):
+            adding = targets.count(key)
+            backlog = stream_backlog(self.redis, key, cap=bound + 1)
+            if backlog + adding > bound:
+                raise BackpressureError(stream, backlog, bound, adding)
+
+    # -- wait -----------------------------------------------------------------------
+
+    def wait(
+        self,
+        trace: str | Submitted,
+        stream: str | None = None,
+        timeout: float = 30.0,
+        since: str = "0",
+    ) -> Result:
+        """The first result carrying ``trace`` on the terminal stream(s).
+
+        Given a :class:`Submitted`, the scan starts shortly before its entry id instead
+        of at the beginning of the terminal stream.
+        """
+        if isinstance(trace, Submitted):
+            since, trace = _just_before(trace.entry_id), trace.trace
+        found = self.wait_many([trace], stream=stream, timeout=timeout, since=since)
+        if trace not in found:
+            raise WaitTimeout(f"no result for trace {trace} within {timeout:g} s")
+        return found[trace]
+
+    def wait_many(
+        self,
+        traces: Iterable[str],
+        stream: str | None = None,
+        timeout: float = 30.0,
+        since: str = "0",
+    ) -> dict[str, Result]:
+        """Results for many traces from one pass over the terminal stream(s).
+
+        Returns what arrived before ``timeout``; traces missing from the dict timed out.
+        """
+        wanted = set(traces)
+        cursors = {k: since for k in self._result_keys(stream)}
+        names = {k: n for n in self._result_streams(stream) for k in stream_keys(self.mesh, n)}
+        found: dict[str, Result] = {}
+        deadline = time.monotonic() + timeout
+        block: int | None = None
+        while wanted:
+            batch = self.redis.xread(cursors, count=READ_COUNT, block=block)  # type: ignore[arg-type]
+            for key, entries in _by_key(batch):
+                for eid, fields in entries:
+                    cursors[key] = eid.decode()
+                    entry = decode_entry(eid, fields)
+                    if entry["trace"] in wanted:
+                        wanted.discard(entry["trace"])
+                        found[entry["trace"]] = Result(names[key], key, entry)
+            remaining = deadline - time.monotonic()
+            if not wanted or remaining <= 0:
+                break
+            block = None if batch else max(1, int(remaining * 1000))
+        return found
+
+    def _result_streams(self, stream: str | None) -> list[str]:
+        if stream is not None:
+            if stream not in self.mesh.streams:
+                raise SubmitError(f"unknown stream {stream!r}")
+            return [stream]
+        terminal = list(self.mesh.terminal_streams())
+        if not terminal:
+            raise SubmitError(f"mesh {self.mesh.name!r} has no terminal stream to wait on")
+        return terminal
+
+    def _result_keys(self, stream: str | None) -> list[str]:
+        return [k for n in self._result_streams(stream) for k in stream_keys(self.mesh, n)]
+
+    # -- tail -----------------------------------------------------------------------
+
+    def tail(self, stream: str, from_id: str = "0", follow: bool = False) -> Iterator[Entry]:
+        """Entries after ``from_id`` (``"$"``: only new ones); with ``follow``, forever.
+
+        Without ``follow`` it stops at what the stream held when called, so tailing a
+        busy stream still ends. Order is kept within each partition.
+        """
+        if stream not in self.mesh.streams:
+            raise SubmitError(f"unknown stream {stream!r}")
+        keys_ = stream_keys(self.mesh, stream)
+        cursors = {k: (self._last_id(k) if from_id == "$" else from_id) for k in keys_}
+        ends = None if follow else {k: self._last_id(k) for k in keys_}
+        while cursors:
+            batch = self.redis.xread(cursors, count=READ_COUNT, block=1000 if follow else None)  # type: ignore[arg-type]
+            if not batch and not follow:
+                return
+            for key, entries in _by_key(batch):
+                for eid, fields in entries:
+                    cursors[key] = eid.decode()
+                    yield decode_entry(eid, fields)
+            if ends is not None:
+                cursors = {k: c for k, c in cursors.items() if id_order(c) < id_order(ends[k])}
+
+    def _last_id(self, key: str) -> str:
+        last = cast(list[RawEntry], self.redis.xrevrange(key, count=1))
+        return last[0][0].decode() if last else "0-0"
+
+
+def _by_key(batch: Any) -> Iterator[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    """XREAD's reply as (key, entries) pairs (RESP2 gives a list, RESP3 a dict)."""
+    items = batch.items() if isinstance(batch, dict) else (batch or [])
+    for key, entries in items:
+        yield (
+            (key.decode() if isinstance(key, bytes) else key),
+            (entries[0] if isinstance(batch, dict) else entries),
+        )
+
+
+def _just_before(entry_id: str) -> str:
+    """A cursor a little before ``entry_id``: results come later, give or take clocks."""
+    ms, _ = id_order(entry_id)
+    return f"{max(0, ms - WAIT_MARGIN_MS)}-0"

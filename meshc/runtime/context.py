@@ -1,0 +1,127 @@
+"""What a handler sees besides its payload: ``ctx`` and, for aggregators, ``Joined``.
+
+Outputs are validated and serialised the moment they are emitted, so a handler that
+emits to an undeclared stream or emits a payload that does not fit fails at the line
+that did it, and nothing invalid can reach the commit script.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from meshc.runtime.errors import InvalidOutput, UndeclaredStream
+from meshc.runtime.spec import AgentSpec
+from meshc.runtime.wire import dump_output
+
+Output = tuple[str, bytes]
+
+
+class Context:
+    """Per-message context passed as the handler's second argument.
+
+    ``trace`` is the root task id, ``entry_id`` the input entry, ``attempt`` its
+    delivery count (1 on the first try), ``stream`` the input stream name, ``spec``
+    the agent's settings and policy, ``log`` the agent's logger. A plain slotted class
+    because one is built per message on the hot path.
+    """
+
+    __slots__ = ("agent", "trace", "entry_id", "attempt", "spec", "stream", "partition", "log",
+                 "_models", "_outputs")  # fmt: skip
+
+    def __init__(
+        self,
+        spec: AgentSpec,
+        models: Mapping[str, type[BaseModel]],
+        log: logging.Logger,
+        *,
+        trace: str,
+        entry_id: str,
+        attempt: int,
+        stream: str,
+        partition: int = 0,
+    ) -> None:
+        self.agent = spec.name
+        self.spec = spec
+        self.trace = trace
+        self.entry_id = entry_id
+        self.attempt = attempt
+        self.stream = stream
+        self.partition = partition
+        self.log = log
+        self._models = models
+        self._outputs: list[Output] = []
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Alias of ``log`` for handlers that prefer the longer name."""
+        return self.log
+
+    def emit(self, stream: str, payload: Any) -> None:
+        """Queue one output; it is written only if this message's commit succeeds.
+
+        Raises ``UndeclaredStream`` at once for a stream the agent does not write and
+        ``InvalidOutput`` for a payload that does not fit the stream's model.
+        """
+        model = self._models.get(stream)
+        if model is None:
+            raise UndeclaredStream(self.agent, stream, self.spec.writes)
+        self._outputs.append((stream, dump_output(model, payload)))
+
+    def collect(self, result: Any) -> list[Output]:
+        """All outputs of the message: what was emitted plus what the handler returned.
+
+        With one output stream the return value is the payload (or a list of them);
+        with several it must be a mapping ``{stream: payload or [payloads]}``.
+        """
+        if result is not None:
+            writes = self.spec.writes
+            if len(writes) == 1:
+                self._emit_all(writes[0], result)
+            elif isinstance(result, Mapping):
+                for stream, value in result.items():
+                    self._emit_all(str(stream), value)
+            else:
+                raise InvalidOutput(
+                    f"agent {self.agent!r} writes {len(writes)} streams; its handler "
+                    f"must return a mapping {{stream: payload}} or None, "
+                    f"not {type(result).__name__}"
+                )
+        return self._outputs
+
+    def _emit_all(self, stream: str, value: Any) -> None:
+        if isinstance(value, list | tuple):
+            for item in value:
+                self.emit(stream, item)
+        else:
+            self.emit(stream, value)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The input of an aggregator's merge handler: one task's partial results.
+
+    ``key`` holds the join-key field values, ``parts`` maps lane name to the
+    validated partial, ``missing`` names the lanes that had not arrived when the join
+    timed out (empty when the join completed).
+    """
+
+    key: dict[str, Any]
+    parts: dict[str, BaseModel]
+    missing: tuple[str, ...] = ()
+
+
+class Call:
+    """One handler invocation and its outcome, filled in by the executor."""
+
+    __slots__ = ("payload", "ctx", "result", "error")
+
+    def __init__(self, payload: Any, ctx: Context) -> None:
+        self.payload = payload
+        self.ctx = ctx
+        self.result: Any = None
+        self.error: BaseException | None = None

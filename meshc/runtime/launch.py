@@ -1,0 +1,110 @@
+"""Entry points of generated packages: one agent replica, or the whole mesh supervised.
+
+``python -m <pkg>.agents.<agent>`` calls :func:`agent_main`; ``python -m <pkg>``
+calls :func:`mesh_main`, which starts every agent's replicas as processes and
+restarts any that die. The server URL (with an agent's credentials when ACLs are on)
+travels to children in the environment, never on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from meshc.runtime.connect import MeshOpsError
+from meshc.runtime.spec import MeshSpec
+from meshc.runtime.supervisor import SupervisorEvent, WorkerCommand, supervise
+from meshc.runtime.worker import run_agent
+
+URL_ENV = "MESHC_WORKER_URL"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr
+    )
+
+
+def agent_main(
+    mesh: MeshSpec, agent: str, handler: Callable[..., Any] | None, argv: Sequence[str] | None
+) -> int:
+    """Run one replica of ``agent``; the process exit code."""
+    parser = argparse.ArgumentParser(prog=f"{mesh.name}.{agent}", description=__doc__)
+    parser.add_argument("--redis", help="server URL (else MESHC_WORKER_URL, REDIS_URL, embedded)")
+    parser.add_argument("--consumer", help="consumer name (default: host-pid-random)")
+    parser.add_argument("--partitions", help="comma-separated partitions to serve")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    _logging(args.verbose)
+    try:
+        url = args.redis or os.environ.get(URL_ENV) or _resolve(start=False)
+    except MeshOpsError as err:
+        print(f"{mesh.name}.{agent}: {err}", file=sys.stderr)
+        return 2
+    parts = [int(p) for p in args.partitions.split(",")] if args.partitions else None
+    return run_agent(mesh, agent, handler, redis_url=url, consumer=args.consumer, partitions=parts)
+
+
+def _resolve(start: bool, explicit: str | None = None, durability: str | None = None) -> str:
+    from meshc.runtime.server import resolve_url
+
+    return resolve_url(explicit, start=start, durability=durability)  # type: ignore[arg-type]
+
+
+def worker_commands(
+    mesh: MeshSpec,
+    package: str,
+    url_for: Callable[[str], str],
+    extra_env: Mapping[str, str] | None = None,
+) -> list[WorkerCommand]:
+    """One command per replica of every agent that reads something."""
+    commands = []
+    for name in sorted(mesh.agents):
+        spec = mesh.agents[name]
+        if not spec.reads:
+            continue
+        env = {**(extra_env or {}), URL_ENV: url_for(name)}
+        for replica in range(spec.policy.replicas):
+            commands.append(
+                WorkerCommand(
+                    name=f"{name}#{replica}" if spec.policy.replicas > 1 else name,
+                    argv=[sys.executable, "-m", f"{package}.agents.{name}"],
+                    env=env,
+                )
+            )
+    return commands
+
+
+def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
+    """Start and supervise every agent of the mesh until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog=f"python -m {package}", description=__doc__)
+    parser.add_argument("--redis", help="server URL (else REDIS_URL, else the embedded server)")
+    parser.add_argument("--durability", choices=("default", "strict"), default=None)
+    args = parser.parse_args(argv)
+    _logging(False)
+    try:
+        url = _resolve(start=True, explicit=args.redis, durability=args.durability)
+    except MeshOpsError as err:
+        print(f"{package}: {err}", file=sys.stderr)
+        return 2
+    return run_mesh(mesh, package, url)
+
+
+def run_mesh(
+    mesh: MeshSpec,
+    package: str,
+    url: str,
+    *,
+    url_for: Callable[[str], str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    on_event: Callable[[SupervisorEvent], None] | None = None,
+) -> int:
+    commands = worker_commands(mesh, package, url_for or (lambda _agent: url), extra_env)
+    log = logging.getLogger("meshc.run")
+    log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
+    return supervise(commands, on_event=on_event or (lambda e: log.info("%s", e.describe())))

@@ -1,0 +1,268 @@
+"""Server-side scripts: every state change of a worker is one of these.
+
+Why scripts: the commit rule "outputs appear only if this XACK acknowledged the
+input" must be atomic, and one script per batch is also the fastest loop measured
+(FACTS.md: ~1.4x a MULTI/EXEC batch). Every key a script touches is passed in KEYS,
+so ACLs and clusters see them; with P > 1 partitions the worker groups work so all
+keys of one call share a partition tag. Re-running any of these scripts with the
+same arguments is harmless (the XACK or the join's ``done`` marker gates every
+write), which is why a commit may simply be retried after a lost connection.
+
+Scripts are called with EVALSHA and fall back to EVAL on NOSCRIPT (EVAL caches the
+script too), so an agent's ACL user needs neither SCRIPT LOAD nor FLUSH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from meshc.runtime.wire import Delivery
+
+Arg = bytes | str | int | float
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# ARGV[1] group, ARGV[2] agent, then records:
+#   'o' in id trace attempt n (out data)*n   outputs with the standard header
+#   'f' in id n (out nf field value ...)*n   free-form entries (dead letters, bare acks)
+# Returns {acked, skipped}: skipped inputs were no longer pending (another replica won).
+COMMIT = """
+local group, agent = ARGV[1], ARGV[2]
+local i, n = 3, #ARGV
+local acked, skipped = 0, 0
+while i <= n do
+  local kind, id = ARGV[i], ARGV[i+2]
+  local ok = redis.call('XACK', KEYS[tonumber(ARGV[i+1])], group, id)
+  if kind == 'o' then
+    local trace, attempt, nout = ARGV[i+3], ARGV[i+4], tonumber(ARGV[i+5])
+    i = i + 6
+    for _ = 1, nout do
+      if ok == 1 then
+        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1],
+          'trace', trace, 'parent', id, 'agent', agent, 'attempt', attempt)
+      end
+      i = i + 2
+    end
+  else
+    local nout = tonumber(ARGV[i+3])
+    i = i + 4
+    for _ = 1, nout do
+      local nf = tonumber(ARGV[i+1])
+      if ok == 1 then
+        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', unpack(ARGV, i + 2, i + 1 + nf))
+      end
+      i = i + 2 + nf
+    end
+  end
+  if ok == 1 then acked = acked + 1 else skipped = skipped + 1 end
+end
+return {acked, skipped}
+"""
+
+# Join hashes hold one field per lane plus three meta fields: .trace, .parent, .fails.
+JOIN_META = 3
+
+# KEYS[1] deadlines zset, KEYS[2] late counter, then inputs and join hash/done keys.
+# ARGV[1] group, ARGV[2] lanes, ARGV[3] timeout ms, then records:
+#   in id hash done join_id lane data trace
+# Returns {late, stale, {join_id, hgetall, ...}} for joins this call completed.
+JOIN_STORE = (
+    _NOW_MS
+    + """
+local group, lanes, timeout = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local complete, late, stale = {}, 0, 0
+for i = 4, #ARGV, 8 do
+  local hash, done, jid = KEYS[tonumber(ARGV[i+2])], KEYS[tonumber(ARGV[i+3])], ARGV[i+4]
+  if redis.call('XACK', KEYS[tonumber(ARGV[i])], group, ARGV[i+1]) == 0 then
+    stale = stale + 1
+  elseif redis.call('EXISTS', done) == 1 then
+    redis.call('INCR', KEYS[2])
+    late = late + 1
+  else
+    redis.call('HSET', hash, ARGV[i+5], ARGV[i+6], '.trace', ARGV[i+7], '.parent', ARGV[i+1])
+    redis.call('HSETNX', hash, '.fails', '0')
+    redis.call('ZADD', KEYS[1], 'NX', now + timeout, jid)
+    if redis.call('HLEN', hash) - @META >= lanes then
+      complete[#complete + 1] = jid
+      complete[#complete + 1] = redis.call('HGETALL', hash)
+    end
+  end
+end
+return {late, stale, complete}
+""".replace("@META", str(JOIN_META))
+)
+
+# KEYS[1] deadlines zset, then hash/done/output keys. ARGV[1] agent, ARGV[2] done ttl s,
+# then records: hash done join_id expected trace parent attempt n (out data)*n
+# Emits only when the join is not done and still holds exactly `expected` parts, so
+# the result reflects what was stored and appears once however many replicas race.
+JOIN_EMIT = (
+    """
+local agent, ttl = ARGV[1], ARGV[2]
+local statuses = {}
+local i = 3
+while i <= #ARGV do
+  local hash, done, jid = KEYS[tonumber(ARGV[i])], KEYS[tonumber(ARGV[i+1])], ARGV[i+2]
+  local trace, parent, attempt = ARGV[i+4], ARGV[i+5], ARGV[i+6]
+  local nout = tonumber(ARGV[i+7])
+  local status = 'emitted'
+  if redis.call('EXISTS', done) == 1 then
+    status = 'done'
+    redis.call('ZREM', KEYS[1], jid)
+  elseif redis.call('HLEN', hash) - @META ~= tonumber(ARGV[i+3]) then
+    status = 'changed'
+  else
+    redis.call('SET', done, '1', 'EX', ttl)
+    redis.call('DEL', hash)
+    redis.call('ZREM', KEYS[1], jid)
+  end
+  i = i + 8
+  for _ = 1, nout do
+    if status == 'emitted' then
+      redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1],
+        'trace', trace, 'parent', parent, 'agent', agent, 'attempt', attempt)
+    end
+    i = i + 2
+  end
+  statuses[#statuses + 1] = status
+end
+return statuses
+""".replace("@META", str(JOIN_META))
+)
+
+# KEYS: deadlines, hash, done, dlq. ARGV: join_id max_deliveries retry_ms ttl, dlq fields...
+# A merge handler failed: retry the join later, or dead-letter it past max_deliveries.
+JOIN_FAIL = (
+    _NOW_MS
+    + """
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+local fails = redis.call('HINCRBY', KEYS[2], '.fails', 1)
+if fails >= tonumber(ARGV[2]) then
+  redis.call('XADD', KEYS[4], '*', 'deliveries', fails, unpack(ARGV, 5))
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[4])
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 2
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+)
+
+# KEYS[1] deadlines zset; ARGV[1] limit. Joins whose deadline passed, by server time.
+JOIN_DUE = (
+    _NOW_MS
+    + """
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+"""
+)
+
+
+class Script:
+    """A Lua source with its SHA1, called by EVALSHA with an EVAL fallback."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, client: Redis, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)
+
+    async def many(
+        self, client: Redis, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
+    ) -> list[Any]:
+        """Run several calls (one per partition) in one round trip.
+
+        A call refused with NOSCRIPT did not run at all, so it is simply repeated.
+        """
+        if len(calls) == 1:
+            return [await self(client, *calls[0])]
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
+        replies = await pipe.execute(raise_on_error=False)
+        for n, reply in enumerate(replies):
+            if isinstance(reply, NoScriptError):
+                replies[n] = await self(client, *calls[n])
+            elif isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+
+
+commit = Script(COMMIT)
+join_store = Script(JOIN_STORE)
+join_emit = Script(JOIN_EMIT)
+join_fail = Script(JOIN_FAIL)
+join_due = Script(JOIN_DUE)
+
+
+class ScriptCall:
+    """The KEYS and ARGV of one script call, with keys numbered as they are added.
+
+    Records refer to keys by their 1-based index, so a key used by many records of a
+    batch is sent once.
+    """
+
+    __slots__ = ("keys", "args", "_index")
+
+    def __init__(self, head: Sequence[Arg], keys: Sequence[bytes] = ()) -> None:
+        self.keys: list[bytes] = []
+        self.args: list[Arg] = list(head)
+        self._index: dict[bytes, int] = {}
+        for key in keys:
+            self.key(key)
+
+    def key(self, key: bytes) -> int:
+        index = self._index.get(key)
+        if index is None:
+            self.keys.append(key)
+            index = self._index[key] = len(self.keys)
+        return index
+
+
+class CommitBatch:
+    """Builds the COMMIT calls of one batch: one call per partition it touched."""
+
+    def __init__(self, group: bytes, agent: bytes) -> None:
+        self._head = (group, agent)
+        self._calls: dict[int, ScriptCall] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def _call(self, partition: int) -> ScriptCall:
+        call = self._calls.get(partition)
+        if call is None:
+            call = self._calls[partition] = ScriptCall(self._head)
+        return call
+
+    def outputs(self, d: Delivery, outputs: Sequence[tuple[bytes, bytes]]) -> None:
+        """Ack ``d`` and, if the ack counted, add ``(key, data)`` outputs with headers."""
+        c = self._call(d.partition)
+        c.args += (b"o", c.key(d.key), d.entry_id, d.trace, d.attempt, len(outputs))
+        for key, data in outputs:
+            c.args += (c.key(key), data)
+
+    def entries(self, d: Delivery, entries: Sequence[tuple[bytes, Sequence[bytes]]]) -> None:
+        """Ack ``d`` and, if the ack counted, add free-form ``(key, fields)`` entries."""
+        c = self._call(d.partition)
+        c.args += (b"f", c.key(d.key), d.entry_id, len(entries))
+        for key, fields in entries:
+            c.args += (c.key(key), len(fields), *fields)
+
+    def calls(self) -> list[tuple[Sequence[Arg], Sequence[Arg]]]:
+        return [(c.keys, c.args) for c in self._calls.values()]

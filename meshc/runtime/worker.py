@@ -1,0 +1,422 @@
+"""The worker loop of one agent replica (DESIGN.md section 5).
+
+One asyncio task does everything in order: reclaim idle entries when due, read a
+batch (XREADGROUP across every input stream x served partition), validate, run the
+handlers, and commit the whole batch with one COMMIT script per partition (XACK each
+input; only if that acknowledged it, XADD its outputs). Keeping one batch in flight
+makes shutdown simple (finish the batch, commit, return) and the hot path lean: two
+round trips per batch, none per message. Concurrency lives inside a batch
+(``policy.concurrency`` handler lanes), not across batches, so a slow message delays
+its batch's commit but never another replica: idle entries are reclaimed by whoever
+is free, and the XACK gate drops the outputs of the loser of that race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from meshc.runtime import keys, scripts
+from meshc.runtime.builtins import BUILTINS, fanout, merge
+from meshc.runtime.context import Call, Context
+from meshc.runtime.errors import ConfigError
+from meshc.runtime.execute import Executor
+from meshc.runtime.join import JoinEngine
+from meshc.runtime.spec import AgentSpec, MeshSpec
+from meshc.runtime.wire import DATA, Delivery, dlq_fields, short_error, text
+
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+ClientFactory = Callable[[str], Redis]
+
+
+def make_client(redis_url: str) -> Redis:
+    """The one place a worker connects (``redis://``, ``rediss://``, ``unix://``).
+
+    Kept alone so a cluster client can replace it without touching the loop.
+    """
+    return Redis.from_url(redis_url, decode_responses=False)
+
+
+def default_consumer() -> str:
+    """A consumer name unique per replica, readable in ``XINFO CONSUMERS``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def resolve_handler(spec: AgentSpec, handler: Callable[..., Any] | None) -> Callable[..., Any]:
+    """The handler to run: the given one, else a built-in by name, else the role default."""
+    if handler is not None:
+        return handler
+    if spec.handler in BUILTINS:
+        return BUILTINS[spec.handler]
+    if spec.role == "coordinator":
+        return fanout
+    if spec.role == "aggregator":
+        return merge
+    raise ConfigError(f"agent {spec.name!r}: no handler given and {spec.handler!r} is no built-in")
+
+
+@dataclass
+class Stats:
+    """Counters of one worker, for logs and tests."""
+
+    read: int = 0
+    committed: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    late: int = 0
+    joins_emitted: int = 0
+
+
+class Worker:
+    """One replica of one agent; drive it with ``await run()``, end it with ``request_stop()``."""
+
+    def __init__(
+        self,
+        mesh: MeshSpec,
+        agent: str,
+        handler: Callable[..., Any] | None,
+        *,
+        redis_url: str,
+        consumer: str | None = None,
+        partitions: Sequence[int] | None = None,
+        stop: threading.Event | None = None,
+        block_ms: int = 200,
+        client_factory: ClientFactory = make_client,
+    ) -> None:
+        if agent not in mesh.agents:
+            raise ConfigError(f"mesh {mesh.name!r} has no agent {agent!r}")
+        self.mesh = mesh
+        self.spec = spec = mesh.agents[agent]
+        self.policy = spec.policy
+        self.log = logging.getLogger(f"meshc.worker.{agent}")
+        self.consumer = consumer or default_consumer()
+        self.partitions = _served(mesh, partitions)
+        self.stats = Stats()
+        self.redis_url = redis_url
+        self._stop = stop or threading.Event()
+        self._block_ms = max(1, block_ms)
+        self._client_factory = client_factory
+        self._group = agent.encode()
+        self.in_models = {s: _model(mesh, s, agent) for s in spec.reads}
+        self.out_models = {s: _model(mesh, s, agent) for s in spec.writes}
+        self.inputs = {
+            self.key(s, p): (s, p) for s in spec.reads for p in self.partitions
+        }  # fmt: skip
+        self.dlq_keys = {
+            p: keys.stream_key(keys.dlq_stream(mesh.name, agent), mesh.name, p, mesh.partitions)
+            .encode() for p in self.partitions
+        }  # fmt: skip
+        self.executor = Executor(resolve_handler(spec, handler), self.policy, agent)
+        self.joiner = JoinEngine(self) if spec.role == "aggregator" else None
+        self._cursors: dict[bytes, bytes] = {}
+        self._reclaim_at = 0.0
+        self.client: Redis | None = None
+
+    def key(self, stream: str, partition: int) -> bytes:
+        return keys.stream_key(stream, self.mesh.name, partition, self.mesh.partitions).encode()
+
+    def request_stop(self) -> None:
+        """Stop reading; the batch in flight is finished and committed. Thread-safe."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def redis(self) -> Redis:
+        assert self.client is not None, "the worker is not running"
+        return self.client
+
+    async def run(self) -> None:
+        """Serve until stopped. Transient server errors are retried, not raised."""
+        self.client = self._client_factory(self.redis_url)
+        try:
+            await self._create_groups()
+            self.log.info("consumer %s serving partitions %s", self.consumer, self.partitions)
+            backoff = 0.05
+            while not self._stop.is_set():
+                try:
+                    await self._tick()
+                    backoff = 0.05
+                except TRANSIENT as exc:
+                    self.log.warning("server unavailable (%s); retrying in %.2f s", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    self.log.warning("a consumer group vanished; creating it again")
+                    await self._create_groups()
+            self.log.info("stopped: %s", self.stats)
+        finally:
+            self.executor.close()
+            await self.client.aclose()
+
+    async def _create_groups(self) -> None:
+        """One group per (input stream, this agent), from ``0``; BUSYGROUP is success."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self.inputs:
+            pipe.xgroup_create(key, self._group, id="0", mkstream=True)
+        for reply in await pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                raise reply
+
+    async def _tick(self) -> None:
+        if time.monotonic() >= self._reclaim_at:
+            await self.handle(await self._reclaim())
+        if self.joiner is not None and time.monotonic() >= self.joiner.sweep_at:
+            await self.joiner.sweep()
+        if not self._stop.is_set():
+            await self.handle(await self._read(self._block()))
+
+    def _block(self) -> int:
+        """Block no longer than the next periodic job, so timers stay on time."""
+        due = self._reclaim_at
+        if self.joiner is not None:
+            due = min(due, self.joiner.sweep_at)
+        return max(1, min(self._block_ms, int((due - time.monotonic()) * 1000)))
+
+    async def _read(self, block_ms: int) -> list[Delivery]:
+        streams = dict.fromkeys(self.inputs, b">")
+        reply = await self.redis.xreadgroup(
+            self._group, self.consumer, streams, count=self.policy.batch, block=block_ms
+        )  # type: ignore[arg-type]
+        out: list[Delivery] = []
+        for key, entries in reply or ():
+            stream, p = self.inputs[key]
+            out += [Delivery(key, stream, p, eid, fields or {}) for eid, fields in entries]
+        return out
+
+    async def _reclaim(self) -> list[Delivery]:
+        """XAUTOCLAIM entries idle past ``visibility_timeout`` on every input key."""
+        pipe = self.redis.pipeline(transaction=False)
+        idle_ms = int(self.policy.visibility_timeout * 1000)
+        for key in self.inputs:
+            start = self._cursors.get(key, b"0-0")
+            pipe.xautoclaim(key, self._group, self.consumer, idle_ms, start, self.policy.batch)
+        claimed: list[Delivery] = []
+        more = False
+        for key, (cursor, entries, deleted) in zip(self.inputs, await pipe.execute(), strict=True):
+            self._cursors[key] = cursor
+            more = more or cursor != b"0-0"
+            if deleted:
+                self.log.warning(
+                    "%d pending entries of %s were trimmed away before they were handled: %s",
+                    len(deleted), text(key), [text(d) for d in deleted[:10]],
+                )  # fmt: skip
+            stream, p = self.inputs[key]
+            claimed += [Delivery(key, stream, p, eid, fields or {}) for eid, fields in entries]
+        interval = max(0.05, self.policy.visibility_timeout / 2)
+        self._reclaim_at = time.monotonic() + (0.0 if more else interval)
+        if claimed:
+            await self._delivery_counts(claimed)
+            self.log.info("reclaimed %d idle entries", len(claimed))
+        return claimed
+
+    async def _delivery_counts(self, claimed: list[Delivery]) -> None:
+        """Fill in ``attempt`` from the pending list (XAUTOCLAIM does not return it)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for d in claimed:
+            pipe.xpending_range(d.key, self._group, d.entry_id, d.entry_id, 1)
+        for d, rows in zip(claimed, await pipe.execute(), strict=True):
+            d.attempt = int(rows[0]["times_delivered"]) if rows else 1
+
+    async def handle(self, deliveries: list[Delivery]) -> None:
+        """Validate, run and commit one batch."""
+        if not deliveries:
+            return
+        self.stats.read += len(deliveries)
+        if self.joiner is not None:
+            await self.joiner.handle(deliveries)
+            return
+        batch = self.new_batch()
+        admitted = [(d, p) for d in deliveries if (p := self.admit(d, batch)) is not None]
+        pending = [(d, Call(payload, self.context(d))) for d, payload in admitted]
+        await self.executor.run([call for _, call in pending])
+        for d, call in pending:
+            self._settle(d, call, batch)
+        await self.commit(batch)
+
+    def new_batch(self) -> scripts.CommitBatch:
+        return scripts.CommitBatch(self._group, self._group)
+
+    def context(self, d: Delivery) -> Context:
+        return Context(
+            self.spec, self.out_models, self.log,
+            trace=d.trace.decode(), entry_id=d.entry_id.decode(), attempt=d.attempt,
+            stream=d.stream, partition=d.partition,
+        )  # fmt: skip
+
+    def admit(self, d: Delivery, batch: scripts.CommitBatch) -> BaseModel | None:
+        """The validated payload, or None after queuing a dead letter or a bare ack."""
+        data = d.fields.get(DATA)
+        if data is None:
+            if d.fields:
+                self.dead_letter(d, "entry has no 'data' field", batch)
+            else:
+                self.log.warning("entry %s of %s was trimmed away; acknowledging it",
+                                 text(d.entry_id), text(d.key))  # fmt: skip
+                batch.entries(d, ())
+            return None
+        if d.attempt > self.policy.max_deliveries:
+            error = (f"delivered {d.attempt} times, more than max_deliveries="
+                     f"{self.policy.max_deliveries}; its handler never finished")  # fmt: skip
+            self.dead_letter(d, error, batch, deliveries=d.attempt - 1)
+            return None
+        if len(data) > self.policy.max_payload_bytes:
+            error = f"payload of {len(data)} bytes exceeds {self.policy.max_payload_bytes}"
+            self.dead_letter(d, error, batch)
+            return None
+        model = self.in_models[d.stream]
+        try:
+            return model.model_validate_json(data)
+        except ValidationError as exc:
+            self.dead_letter(d, f"invalid {model.__name__} payload: {exc}", batch)
+            return None
+
+    def _settle(self, d: Delivery, call: Call, batch: scripts.CommitBatch) -> None:
+        if call.error is None:
+            try:
+                outputs = call.ctx.collect(call.result)
+            except Exception as exc:
+                call.error = exc
+            else:
+                batch.outputs(d, [(self.key(s, d.partition), data) for s, data in outputs])
+                return
+        self.failed(d, call.error, batch)
+
+    def failed(self, d: Delivery, error: BaseException, batch: scripts.CommitBatch) -> None:
+        """Leave the entry pending for a retry, or dead-letter it on its last attempt."""
+        self.stats.failed += 1
+        last = d.attempt >= self.policy.max_deliveries
+        self.log.warning(
+            "handler failed on %s %s (attempt %d of %d)%s: %s", d.stream, text(d.entry_id),
+            d.attempt, self.policy.max_deliveries, "; dead-lettering" if last else "",
+            short_error(error), exc_info=error,
+        )  # fmt: skip
+        if last:
+            self.dead_letter(d, short_error(error), batch)
+
+    def dead_letter(
+        self, d: Delivery, error: str, batch: scripts.CommitBatch, deliveries: int | None = None
+    ) -> None:
+        """Queue: ack ``d`` and, only if that counted, add it to this agent's DLQ."""
+        self.stats.dead_lettered += 1
+        self.log.error("dead letter %s %s: %s", d.stream, text(d.entry_id), error[:300])
+        fields = dlq_fields(d, self.spec.name, error, deliveries or d.attempt)
+        batch.entries(d, [(self.dlq_keys[d.partition], fields)])
+
+    async def commit(self, batch: scripts.CommitBatch) -> None:
+        """Run the batch's COMMIT calls; retried on a lost connection (they are idempotent)."""
+        if not batch:
+            return
+        replies = await self.retrying(scripts.commit, batch.calls())
+        for acked, skipped in replies:
+            self.stats.committed += int(acked)
+            self.stats.duplicates += int(skipped)
+            if skipped:
+                self.log.info("%d inputs were acknowledged elsewhere first; their "
+                              "outputs were not written again", skipped)  # fmt: skip
+
+    async def retrying(
+        self, script: scripts.Script, calls: list[tuple[Sequence[Any], Sequence[Any]]]
+    ) -> list[Any]:
+        """Run idempotent script calls, riding out a short loss of the server."""
+        delay = 0.05
+        for _ in range(6):
+            try:
+                return await script.many(self.redis, calls)
+            except TRANSIENT as exc:
+                self.log.warning("commit failed (%s); retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+        return await script.many(self.redis, calls)
+
+
+def _served(mesh: MeshSpec, partitions: Sequence[int] | None) -> tuple[int, ...]:
+    total = max(1, mesh.partitions)
+    served = tuple(partitions) if partitions is not None else tuple(range(total))
+    bad = [p for p in served if not 0 <= p < total]
+    if bad or not served:
+        raise ConfigError(f"partitions {list(served)} outside range({total}) of mesh {mesh.name!r}")
+    return served
+
+
+def _model(mesh: MeshSpec, stream: str, agent: str) -> type[BaseModel]:
+    if stream not in mesh.streams:
+        raise ConfigError(f"agent {agent!r} names undeclared stream {stream!r}")
+    return mesh.streams[stream].model
+
+
+def run_agent(
+    mesh: MeshSpec,
+    agent: str,
+    handler: Callable[..., Any] | None,
+    *,
+    redis_url: str,
+    consumer: str | None = None,
+    partitions: Sequence[int] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run one replica until SIGTERM/SIGINT or ``stop``; the process exit code.
+
+    0 after a clean stop (or for an agent with no inputs, such as a producer), 1 when
+    the worker died on an error, 2 when the spec cannot run as given.
+    """
+    log = logging.getLogger(f"meshc.worker.{agent}")
+    stop = stop or threading.Event()
+    try:
+        worker = Worker(mesh, agent, handler, redis_url=redis_url, consumer=consumer,
+                        partitions=partitions, stop=stop)  # fmt: skip
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    if not worker.spec.reads:
+        log.info("agent %s reads no stream; nothing to run", agent)
+        return 0
+    restore = _install_signals(stop, log)
+    try:
+        asyncio.run(worker.run())
+        return 0
+    except Exception:
+        log.exception("worker %s stopped on an error", agent)
+        return 1
+    finally:
+        restore()
+
+
+def _install_signals(stop: threading.Event, log: logging.Logger) -> Callable[[], None]:
+    """SIGTERM/SIGINT set ``stop``; a second signal gets the previous behaviour back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s: finishing the batch in flight", signal.Signals(signum).name)
+        stop.set()
+        restore()
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    return restore

