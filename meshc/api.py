@@ -32,7 +32,7 @@ def analyze_source(source: Source, resolve: bool = False) -> Analysis:
     diags.extend(parsed.diagnostics)
     if parsed.mesh is None:
         return Analysis(source, None, sort_diagnostics(diags))
-    dropped = frozenset(n for names in parsed.dropped.values() for n in names)
+    dropped = frozenset(n for names in parsed.dropped.values() for n in names) | parsed.spared
     core, expand_diags = expand(parsed.mesh, source, dropped)
     diags.extend(expand_diags)
     diags.extend(run_checks(core, source))

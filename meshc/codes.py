@@ -290,7 +290,9 @@ intake stream's type must have it. Fix: add the field or change `partition_key`.
 """,
 )
 TYPE_NAME = _code(
-    "MESH210", ERROR, "a type or field name is not an identifier",
+    "MESH210",
+    ERROR,
+    "a type or field name is not an identifier",
     """
 Message types become Python classes and their fields attributes, so a type name
 and a field name are identifiers (letters, digits, `_`; not starting with a digit,

@@ -115,9 +115,13 @@ def expand(
         refs[fname] = (ins, outs)
     for name, stream in mesh.streams.items():
         _put(streams, diags, source, name, _core_stream(name, stream), ("streams", name))
+    spared: set[str] = set()
     for name, agent in mesh.agents.items():
-        reads = _refs(source, diags, refs, ("agents", name, "reads"), agent.reads)
-        writes = _refs(source, diags, refs, ("agents", name, "writes"), agent.writes)
+        before = len(diags)
+        reads = _refs(source, diags, refs, ("agents", name, "reads"), agent.reads, dropped)
+        writes = _refs(source, diags, refs, ("agents", name, "writes"), agent.writes, dropped)
+        if len(diags) > before:
+            spared.add(name)  # its lists lost a bad reference: spare it the follow-ups
         item = _core_agent(mesh, name, agent, reads, writes)
         _put(agents, diags, source, name, item, ("agents", name))
     core = CoreMesh(
@@ -130,7 +134,7 @@ def expand(
         partitions=mesh.partitions,
         partition_key=mesh.partition_key,
         families=families,
-        dropped=dropped,
+        dropped=dropped | spared,
     )
     return core, diags
 
@@ -259,6 +263,7 @@ def _refs(
     families: dict[str, tuple[list[str], list[str]]],
     path: Path,
     names: list[str],
+    dropped: frozenset[str] = frozenset(),
 ) -> tuple[Ref, ...]:
     out: list[Ref] = []
     for i, name in enumerate(names):
@@ -267,12 +272,14 @@ def _refs(
             out.append(Ref(name, here))
             continue
         fam, _, side = name[1:].partition(".")
+        if fam in dropped:
+            continue  # the family itself is broken, and reported
         if fam not in families or side not in ("input", "output"):
-            known = ", ".join(f"`@{f}.input`" for f in families) or "none declared"
+            known = ", ".join(f"`{f}`" for f in families) or "none declared"
             diags.append(
                 codes.BAD_REFERENCE.at(
                     source.span(here),
-                    f"`{name}` names no lane family side (families: {known})",
+                    f"`{name}` names no lane family side (families: {known}; sides: input, output)",
                     help_text="write `@<family>.input` or `@<family>.output` for a family "
                     "declared under `lanes`",
                 )

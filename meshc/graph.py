@@ -7,7 +7,6 @@ agent for a read. Only declared streams become nodes; the checks report the rest
 from __future__ import annotations
 
 import networkx as nx
-
 from meshc.expand import CoreMesh
 
 AGENT = "agent"
@@ -35,16 +34,18 @@ def topological_order(graph: nx.DiGraph) -> list[str]:
 
 
 def writers(core: CoreMesh) -> dict[str, list[str]]:
+    """Stream → the agents that write it, each once (an agent may list a stream twice)."""
     out: dict[str, list[str]] = {}
     for name, agent in core.agents.items():
-        for ref in agent.writes:
-            out.setdefault(ref.name, []).append(name)
+        for stream in dict.fromkeys(agent.write_names):
+            out.setdefault(stream, []).append(name)
     return out
 
 
 def readers(core: CoreMesh) -> dict[str, list[str]]:
+    """Stream → the agents that read it, each once."""
     out: dict[str, list[str]] = {}
     for name, agent in core.agents.items():
-        for ref in agent.reads:
-            out.setdefault(ref.name, []).append(name)
+        for stream in dict.fromkeys(agent.read_names):
+            out.setdefault(stream, []).append(name)
     return out

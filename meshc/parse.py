@@ -3,7 +3,10 @@
 One bad agent must not hide the graph problems of the others, so when validation
 fails the entries with errors are dropped and the rest is validated again; the
 names of dropped entries are remembered so that references to them are not
-reported a second time as undeclared.
+reported a second time as undeclared. So are the names a broken entry mentions
+(the streams a dropped agent reads or writes, a dropped stream's type) and agents
+that lost an unknown key: the checks spare them the errors that would only follow
+from the first one (a stream "written by no agent" because its writer was dropped).
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
 from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.model import Mesh
 from meshc.source import Path, Source
+from pydantic import BaseModel, ValidationError
 
 _SECTIONS = ("agents", "streams", "types", "lanes")
 
@@ -29,6 +31,7 @@ class Parsed:
     mesh: Mesh | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     dropped: dict[str, set[str]] = field(default_factory=dict)
+    spared: set[str] = field(default_factory=set)
 
 
 def parse(source: Source) -> Parsed:
@@ -47,12 +50,50 @@ def parse(source: Source) -> Parsed:
         failure = error
     diags = [_diagnostic(source, e) for e in failure.errors()]
     dropped, retry = _drop_broken(data, failure)
+    spared = _spared(data, failure, dropped)
     if retry is None:
-        return Parsed(None, diags, dropped)
+        return Parsed(None, diags, dropped, spared)
     try:
-        return Parsed(Mesh.model_validate(retry), diags, dropped)
+        return Parsed(Mesh.model_validate(retry), diags, dropped, spared)
     except ValidationError:
-        return Parsed(None, diags, dropped)
+        return Parsed(None, diags, dropped, spared)
+
+
+def _spared(data: dict[str, Any], err: ValidationError, dropped: dict[str, set[str]]) -> set[str]:
+    """Names whose follow-on diagnostics a broken entry would only cause."""
+    out: set[str] = set()
+    for section, names in dropped.items():
+        for name in names:
+            out |= _mentions(data[section].get(name), _MENTIONS[section])
+    for e in err.errors():
+        loc = e["loc"]
+        if e["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "agents":
+            out.add(str(loc[1]))
+            out |= _mentions(data["agents"].get(loc[1]), (str(loc[2]),))
+    return out
+
+
+_MENTIONS = {
+    "agents": ("reads", "writes"),
+    "streams": ("type",),
+    "types": (),
+    "lanes": ("input", "output", "type"),
+}
+
+
+def _mentions(entry: Any, keys: tuple[str, ...]) -> set[str]:
+    """Strings under ``keys`` of an entry, however malformed the entry is."""
+    if not isinstance(entry, dict):
+        return set()
+    out: set[str] = set()
+    for key in keys:
+        value = entry.get(key)
+        if isinstance(value, dict):
+            out |= _mentions(value, keys)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                out.add(item)
+    return out
 
 
 def _drop_broken(
@@ -106,6 +147,8 @@ def _diagnostic(source: Source, error: Any) -> Diagnostic:
             help_text=f"add `{loc[-1]}:` {_hint(loc)}",
         )
     message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "handler":
+        message = "a handler is `package.module:function` or a built-in (fanout, merge, llm)"
     value = error.get("input")
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
     return codes.SCHEMA.at(

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
 from meshc.diagnostics import Diagnostic, Span
 
 try:

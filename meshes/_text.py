@@ -18,8 +18,10 @@ Span = tuple[int, int]
 MASK = "\ufffc"
 
 _FENCE = re.compile(r"[ \t]{0,3}(```|~~~)")
+_FENCE_BLOCK = re.compile(r"^[ \t]{0,3}(```|~~~).*?(?:\n[ \t]{0,3}\1[^\n]*|\Z)", re.M | re.S)
+_NOT_NEWLINE = re.compile(r"[^\r\n]")
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s)>\]]+")
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>()\[\]]*[^\s<>()\[\].,;:!?'\"”’]")
 _HEADING = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]+|$)")
 _LIST_ITEM = re.compile(r"[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+")
 _TABLE_ROW = re.compile(r"[ \t]*\|")
@@ -46,32 +48,23 @@ def mask_code(text: str) -> str:
     """Blank out fenced code, inline code and URLs, keeping length and newlines.
 
     A reviewer must not flag ``recieve()`` in a code sample or a misspelt word in a URL.
+    An unclosed fence runs to the end of the text, as in Markdown.
     """
+    if "`" not in text and "~~~" not in text and "http" not in text and "www." not in text:
+        return text
     pieces: list[str] = []
-    fence: str | None = None
-    for line in text.splitlines(keepends=True):
-        opener = _FENCE.match(line)
-        if fence is None and opener:
-            fence = opener.group(1)
-        elif fence is not None and opener and opener.group(1) == fence:
-            fence = None
-            pieces.append(_blank(line))
-            continue
-        if fence is not None:
-            pieces.append(_blank(line))
-        else:
-            pieces.append(_mask_inline(line))
+    done = 0
+    for block in _FENCE_BLOCK.finditer(text):
+        pieces.append(_mask_inline(text[done : block.start()]))
+        pieces.append(_NOT_NEWLINE.sub(MASK, block.group()))
+        done = block.end()
+    pieces.append(_mask_inline(text[done:]))
     return "".join(pieces)
 
 
-def _blank(line: str) -> str:
-    body = line.rstrip("\r\n")
-    return MASK * len(body) + line[len(body) :]
-
-
-def _mask_inline(line: str) -> str:
-    line = _INLINE_CODE.sub(lambda m: MASK * len(m.group()), line)
-    return _URL.sub(lambda m: MASK * len(m.group()), line)
+def _mask_inline(text: str) -> str:
+    text = _INLINE_CODE.sub(lambda m: MASK * len(m.group()), text)
+    return _URL.sub(lambda m: MASK * len(m.group()), text)
 
 
 def fence_marker(line: str) -> str | None:

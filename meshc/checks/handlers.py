@@ -145,7 +145,9 @@ def _importable_cwd(packages: set[str]) -> Iterator[None]:
 
 
 def _under(module: ModuleType | None, folder: str) -> bool:
-    places = [getattr(module, "__file__", None), *getattr(module, "__path__", [])]
+    # Read the module's dict, not its attributes: a module __getattr__ is user code.
+    found = vars(module) if module is not None else {}
+    places = [found.get("__file__"), *(found.get("__path__") or [])]
     prefix = os.path.join(folder, "")
     return any(isinstance(p, str) and os.path.abspath(p).startswith(prefix) for p in places)
 
@@ -235,7 +237,7 @@ def _missing_attr(binding: _Binding, module: ModuleType, err: BaseException) -> 
     public = sorted(
         n
         for n, v in vars(module).items()
-        if callable(v) and not n.startswith("_") and getattr(v, "__module__", "") == module.__name__
+        if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == module.__name__
     )
     fix = f"functions in `{binding.module}`: " + ", ".join(f"`{n}`" for n in public)
     if not public:

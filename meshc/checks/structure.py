@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 
 import networkx as nx
-
 from meshc import codes
 from meshc.diagnostics import Diagnostic, Span
 from meshc.expand import CoreAgent, CoreMesh, Ref
@@ -103,7 +102,9 @@ def check_writers(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
         who = by_stream.get(name, [])
         if len(who) > 1:
             yield _many_writers(core, source, name, who)
-        elif not who:
+        if name in core.dropped:
+            continue  # a broken agent (already reported) may write or read it
+        if not who:
             readers_of = read_by.get(name, [])
             note = f" (read by {_names(readers_of)})" if readers_of else ""
             yield codes.UNWRITTEN_STREAM.at(
@@ -143,7 +144,7 @@ def _names(items: list[str]) -> str:
 
 def check_roles(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
     for name, agent in core.agents.items():
-        problem = _role_problem(agent)
+        problem = None if name in core.dropped else _role_problem(agent)
         if problem:
             text, fix = problem
             yield codes.ROLE_SHAPE.at(
@@ -192,16 +193,18 @@ def _needs_handler(agent: CoreAgent) -> tuple[str, str] | None:
 
 
 def check_reachability(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
-    producers = [n for n, a in core.agents.items() if a.role == "producer"]
+    # Streams a broken agent touches count as fed: it may well write them.
+    starts = [n for n, a in core.agents.items() if a.role == "producer"]
+    starts += [n for n in core.dropped if n in core.streams]
     reached: set[str] = set()
-    for p in producers:
+    for p in starts:
         reached.add(p)
         reached.update(nx.descendants(graph, p))
     for name, agent in core.agents.items():
-        if name in reached or agent.role == "producer":
+        if name in reached or agent.role == "producer" or name in core.dropped:
             continue
-        if any(r.name in core.dropped for r in agent.reads):
-            continue
+        if any(r.name in core.dropped or r.name not in core.streams for r in agent.reads):
+            continue  # an input that is no stream is reported (MESH102/104) already
         yield codes.UNREACHABLE.at(
             _agent_span(source, agent),
             f"agent `{name}` is unreachable from any producer"
@@ -217,6 +220,8 @@ def check_cycles(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[
         nodes = sorted(component)
         if len(nodes) == 1 and not graph.has_edge(nodes[0], nodes[0]):
             continue
+        if any(n in core.agents and n in core.streams for n in nodes):
+            continue  # one node for an agent and a stream of one name (MESH108): no real cycle
         sub = graph.subgraph(component)
         start = min(n for n in nodes if graph.nodes[n]["kind"] == AGENT)
         edges = nx.find_cycle(sub, source=start)

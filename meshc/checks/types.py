@@ -6,7 +6,6 @@ import keyword
 from collections.abc import Iterator
 
 import networkx as nx
-
 from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.expand import CoreAgent, CoreMesh
@@ -77,14 +76,21 @@ def check_types(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
                 yield _undeclared(
                     source, path, missing, f"field `{fname}` of type `{tname}`", declared
                 )
+    reported: set[tuple[str | int, ...]] = set()
     for name, stream in core.streams.items():
         used.add(stream.type)
         if stream.type not in declared and stream.type not in core.dropped:
             base = stream.path[:-1] if stream.family else stream.path
             type_path: tuple[str | int, ...] = (*base, "type")
-            yield _undeclared(source, type_path, stream.type, f"stream `{name}`", declared)
+            if type_path in reported:
+                continue  # the lanes of a family share one template: report it once
+            reported.add(type_path)
+            where = f"stream `{name}`"
+            if stream.family:
+                where = f"the {base[-1]} stream template of lane family `{stream.family}`"
+            yield _undeclared(source, type_path, stream.type, where, declared)
     yield from _type_cycles(core, source)
-    for tname in sorted(declared - used):
+    for tname in sorted(declared - used - core.dropped):
         yield codes.UNUSED_TYPE.at(
             source.key_span(("types", tname)),
             f"type `{tname}` is used by no stream and no other type",

@@ -99,8 +99,7 @@ def acl_rules(core: CoreMesh) -> dict[str, str]:
         xadd = " ".join(f"%W~{k}" for k in [*outs, dlq])
         private_sel = " ".join(PRIVATE_COMMANDS) + f" %RW~{private}"
         rules[name] = (
-            f"resetchannels -@all {' '.join(ROOT_COMMANDS)} {root} "
-            f"(+xadd {xadd}) ({private_sel})"
+            f"resetchannels -@all {' '.join(ROOT_COMMANDS)} {root} (+xadd {xadd}) ({private_sel})"
         )
     return rules
 

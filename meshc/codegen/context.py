@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-
 from meshc import __version__
 from meshc.codegen.acl import acl_rules
 from meshc.expand import CoreAgent, CoreMesh, CoreStream

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import jinja2
-
 from meshc.codegen.context import MeshCtx, build_context, py
 from meshc.expand import CoreMesh
 

@@ -11,8 +11,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import networkx as nx
 from meshc.expand import CoreMesh
-from meshc.graph import AGENT, build, topological_order
+from meshc.graph import AGENT, build, topological_order, writers
 
 WRITE = "write"
 READ = "read"
@@ -31,7 +32,7 @@ COLORS: dict[str, tuple[str, str]] = {
     "dead": ("#fee2e2", "#dc2626"),
 }
 
-LEGEND = "solid arrow: XADD (an agent publishes); dotted arrow: XREADGROUP + XACK (a group reads)"
+LEGEND = "solid arrow: XADD (an agent publishes); dashed: XREADGROUP + XACK (its group reads)"
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -61,6 +62,8 @@ class Topology:
     order: tuple[str, ...]
     edges: tuple[Edge, ...]
     ids: dict[str, str] = field(default_factory=dict)
+    _rank: dict[str, int] = field(default_factory=dict, repr=False)
+    _out: dict[str, list[Edge]] = field(default_factory=dict, repr=False)
 
     @property
     def agents(self) -> list[str]:
@@ -74,12 +77,11 @@ class Topology:
         return name in self.core.agents
 
     def in_order(self, names: Iterable[str]) -> list[str]:
-        """The declared ones of ``names``, in drawing order."""
-        wanted = set(names)
-        return [n for n in self.order if n in wanted]
+        """The declared ones of ``names``, once each, in drawing order."""
+        return sorted({n for n in names if n in self._rank}, key=self._rank.__getitem__)
 
     def out_edges(self, name: str) -> list[Edge]:
-        return [e for e in self.edges if e.source == name]
+        return self._out.get(name, [])
 
     def family_members(self, family: str) -> list[str]:
         """Agents and streams made by one lane family, in drawing order."""
@@ -90,7 +92,8 @@ class Topology:
         return [n for n in self.order if _family_of(self.core, n) is None]
 
     def families(self) -> list[str]:
-        return sorted(f for f in self.core.families if self.family_members(f))
+        made = {_family_of(self.core, n) for n in self.order}
+        return sorted(f for f in self.core.families if f in made)
 
     def stream_class(self, name: str) -> str:
         return "terminal" if self.core.streams[name].terminal else "stream"
@@ -98,15 +101,26 @@ class Topology:
 
 def topology(core: CoreMesh) -> Topology:
     graph = build(core)
-    order = tuple(topological_order(graph))
+    order = tuple(layered_order(graph))
     rank = {name: i for i, name in enumerate(order)}
-    edges: list[Edge] = []
+    out: dict[str, list[Edge]] = {}
     for name in order:
         kind = WRITE if graph.nodes[name].get("kind") == AGENT else READ
         targets = sorted(graph.successors(name), key=rank.__getitem__)
-        edges.extend(Edge(name, t, kind) for t in targets)
+        out[name] = [Edge(name, t, kind) for t in targets]
+    edges = tuple(e for name in order for e in out[name])
     ids = unique_ids(core.agents, "a_") | unique_ids(core.streams, "s_")
-    return Topology(core, order, tuple(edges), ids)
+    return Topology(core, order, edges, ids, rank, out)
+
+
+def layered_order(graph: nx.DiGraph) -> list[str]:
+    """Nodes by (longest path from a source, name): a topological order that keeps
+    each column of the diagram together (all lanes' streams, then all specialists …).
+    """
+    depth: dict[str, int] = {}
+    for name in topological_order(graph):
+        depth[name] = max((depth[p] + 1 for p in graph.predecessors(name)), default=0)
+    return sorted(depth, key=lambda n: (depth[n], n))
 
 
 def unique_ids(names: Iterable[str], prefix: str) -> dict[str, str]:
@@ -130,20 +144,17 @@ def unique_ids(names: Iterable[str], prefix: str) -> dict[str, str]:
 
 def agent_depths(core: CoreMesh, topo: Topology) -> dict[str, int]:
     """Longest number of hops from a producer: agents at one depth run side by side."""
+    written_by = writers(core)
     depth: dict[str, int] = {}
     for name in topo.agents:
         before = [
             depth[w]
             for s in core.agents[name].read_names
-            for w in _writers_of(core, s)
+            for w in written_by.get(s, [])
             if w in depth
         ]
         depth[name] = max(before, default=-1) + 1
     return depth
-
-
-def _writers_of(core: CoreMesh, stream: str) -> list[str]:
-    return sorted(a.name for a in core.agents.values() if stream in a.write_names)
 
 
 def _family_of(core: CoreMesh, name: str) -> str | None:

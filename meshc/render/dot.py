@@ -8,12 +8,16 @@ and SVG output name every node exactly as the mesh does.
 
 from __future__ import annotations
 
+import html
+
 from meshc.expand import CoreMesh
 from meshc.render.common import COLORS, LEGEND, WRITE, Edge, Topology, topology, unique_ids
 from meshc.render.live import LiveStats
 
 INDENT = "    "
-FONT = "Helvetica,Arial,sans-serif"
+FONT = "Helvetica"  # Graphviz has built-in metrics for it, so boxes fit their text
+NOTE = '<FONT POINT-SIZE="9" COLOR="#475569">{}</FONT>'
+ALERT = '<FONT POINT-SIZE="9" COLOR="#dc2626"><B>{}</B></FONT>'
 
 
 def dot(core: CoreMesh, live: LiveStats | None = None) -> str:
@@ -24,7 +28,7 @@ def dot(core: CoreMesh, live: LiveStats | None = None) -> str:
         f"// {LEGEND}",
         f"digraph {quote(core.name)} {{",
         f"{INDENT}graph [rankdir=LR, fontname={quote(FONT)}, fontsize=13, nodesep=0.3, "
-        f"ranksep=0.45, labelloc=t, labeljust=l, label={quote(title)}];",
+        f"ranksep=0.45, labelloc=t, labeljust=l, label={_title(title)}];",
         f"{INDENT}node [fontname={quote(FONT)}, fontsize=11, style=filled, penwidth=1.2];",
         f'{INDENT}edge [fontname={quote(FONT)}, fontsize=9, color="#475569", arrowsize=0.7];',
     ]
@@ -44,33 +48,42 @@ def dot(core: CoreMesh, live: LiveStats | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _title(title: str) -> str:
+    left = '<BR ALIGN="LEFT"/>'
+    return f"<<B>{html.escape(title)}</B>{left}{NOTE.format(html.escape(LEGEND))}{left}>"
+
+
 def quote(text: str) -> str:
-    """A DOT quoted string; ``\\n`` inside labels is written by the caller on purpose."""
+    """A DOT quoted string (any text: quotes and backslashes escaped)."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _label(parts: list[str]) -> str:
-    return "\\n".join(quote(p)[1:-1] for p in parts)
+def _label(name: str, notes: list[str], alert: str = "") -> str:
+    """An HTML-like label: the name, then smaller grey notes, then a red alert."""
+    lines = [html.escape(name)] + [NOTE.format(html.escape(n)) for n in notes]
+    if alert:
+        lines.append(ALERT.format(html.escape(alert)))
+    return "<" + "<BR/>".join(lines) + ">"
 
 
 def _node(topo: Topology, name: str, live: LiveStats | None) -> str:
     core = topo.core
     if topo.is_agent(name):
         cls = core.agents[name].role
-        parts = [name, cls]
-        if live is not None and live.dead_count(name):
-            parts.append(live.dead_note(name))
-            cls = "dead"
+        alert = live.dead_note(name) if live is not None else ""
+        label = _label(name, [cls], alert)
+        cls = "dead" if alert else cls
         shape = 'shape=box, style="rounded,filled", peripheries=2'
     else:
         stream = core.streams[name]
         cls = topo.stream_class(name)
-        parts = [name, stream.type + (" (terminal)" if stream.terminal else "")]
+        notes = [stream.type + (" (terminal)" if stream.terminal else "")]
         if live is not None:
-            parts.append(live.stream_note(name))
+            notes.append(live.stream_note(name))
+        label = _label(name, notes)
         shape = "shape=cylinder" + (", penwidth=2" if stream.terminal else "")
     fill, stroke = COLORS[cls]
-    attrs = f'label="{_label(parts)}", {shape}, fillcolor="{fill}", color="{stroke}"'
+    attrs = f'label={label}, {shape}, fillcolor="{fill}", color="{stroke}"'
     return f"{quote(name)} [{attrs}];"
 
 

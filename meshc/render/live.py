@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-
 from meshc.expand import CoreMesh
 from meshc.runtime import keys
 

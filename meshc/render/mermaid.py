@@ -12,6 +12,8 @@ from meshc.render.common import COLORS, LEGEND, WRITE, Edge, Topology, topology,
 from meshc.render.live import LiveStats
 
 INDENT = "    "
+_ENTITIES = str.maketrans({"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;"})
+FAMILY_STYLE = "fill:#ffffff,stroke:#94a3b8,stroke-dasharray:5 4"
 
 
 def flowchart(core: CoreMesh, live: LiveStats | None = None) -> str:
@@ -29,6 +31,7 @@ def flowchart(core: CoreMesh, live: LiveStats | None = None) -> str:
         lines.append(INDENT + head)
         lines += [INDENT * 2 + _node(topo, n, live) for n in topo.family_members(family)]
         lines.append(f"{INDENT}end")
+        lines.append(f"{INDENT}style {family_ids[family]} {FAMILY_STYLE}")
     lines += [INDENT + _edge(topo, e, live) for e in topo.edges]
     lines += _classes(topo, live)
     return "\n".join(lines) + "\n"
@@ -36,12 +39,7 @@ def flowchart(core: CoreMesh, live: LiveStats | None = None) -> str:
 
 def escape(text: str) -> str:
     """Text safe inside a quoted Mermaid label (entity codes, as Mermaid documents)."""
-    return (
-        text.replace("#", "#35;")
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-    )
+    return text.translate(_ENTITIES)
 
 
 def _node(topo: Topology, name: str, live: LiveStats | None) -> str:

@@ -17,6 +17,7 @@ INDENT = "    "
 CALLER = "c_caller"
 
 Lines = list[str]
+_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;"})
 Step = Callable[[str], Lines]
 
 
@@ -45,7 +46,7 @@ def sequence(core: CoreMesh) -> str:
 
 def escape(text: str) -> str:
     """Text safe in a participant alias, message or note (Mermaid entity codes)."""
-    return text.replace("#", "#35;").replace(";", "#59;")
+    return text.translate(_ENTITIES)
 
 
 def _par(branches: list[tuple[str, str]], step: Step) -> Lines:
@@ -68,7 +69,7 @@ def _agent_steps(topo: Topology, name: str) -> Lines:
     if agent.join is not None:
         return _join(topo, agent)
     if len(inputs) > 1:
-        branches = [(topo.core.lane_of(s), s) for s in inputs]
+        branches = [(_branch(topo, s), s) for s in inputs]
         return _par(branches, lambda s: _cycle(topo, agent, s))
     return _cycle(topo, agent, inputs[0])
 
@@ -92,10 +93,10 @@ def _join(topo: Topology, agent: CoreAgent) -> Lines:
         ack = f"{me}->>{topo.ids[stream]}: XACK (partial kept in the join state)"
         return [*_read(topo, agent, stream), ack]
 
-    branches = [(topo.core.lane_of(s), s) for s in topo.in_order(agent.read_names)]
+    branches = [(f"lane {topo.core.lane_of(s)}", s) for s in topo.in_order(agent.read_names)]
     lines = _par(branches, partial)
     keys = ", ".join(join.on)
-    note = f"join on {keys}: {_handler(agent)}; after {join.timeout:g}s emits with missing lanes"
+    note = f"join on {keys} ({_handler(agent)}), after {join.timeout:g}s emits with missing lanes"
     lines.append(f"Note over {me}: {escape(note)}")
     return lines + _writes(topo, agent)
 
@@ -118,7 +119,13 @@ def _writes(topo: Topology, agent: CoreAgent) -> Lines:
 
     if not outs:
         return []
-    return _par([(f"lane {topo.core.lane_of(s)}", s) for s in outs], xadd)
+    return _par([(_branch(topo, s), s) for s in outs], xadd)
+
+
+def _branch(topo: Topology, stream: str) -> str:
+    """A ``par`` branch's label: the lane of a lane family's stream, else the stream."""
+    lane = topo.core.streams[stream].lane
+    return f"lane {lane}" if lane is not None else stream
 
 
 def _handler(agent: CoreAgent) -> str:

@@ -37,7 +37,7 @@ def text(core: CoreMesh, live: LiveStats | None = None, *, ascii: bool = False) 
     roots = [a for a in topo.agents if not topo.in_order(core.agents[a].read_names)]
     for root in roots:
         walk.lines.append("")
-        _visit(walk, root, "", "", None)
+        _visit(walk, root)
     rest = [n for n in topo.order if n not in walk.seen]
     if rest:
         walk.lines += ["", "not reachable from a producer:"]
@@ -45,24 +45,23 @@ def text(core: CoreMesh, live: LiveStats | None = None, *, ascii: bool = False) 
     return "\n".join(walk.lines) + "\n"
 
 
-def _visit(walk: _Walk, name: str, head: str, tail: str, via: str | None) -> None:
-    label = _describe(walk, name, via)
-    if name in walk.seen:
-        walk.lines.append(f"{head}{label} (shown above)")
-        return
-    walk.seen.add(name)
-    walk.lines.append(head + label)
-    children = [e.target for e in walk.topo.out_edges(name)]
+def _visit(walk: _Walk, root: str) -> None:
+    """Depth first with an explicit stack, so a long chain cannot exhaust recursion."""
     branch, last, down, blank = walk.glyphs
-    for i, child in enumerate(children):
-        final = i == len(children) - 1
-        _visit(
-            walk,
-            child,
-            tail + (last if final else branch),
-            tail + (blank if final else down),
-            name,
-        )
+    stack: list[tuple[str, str, str, str | None]] = [(root, "", "", None)]
+    while stack:
+        name, head, tail, via = stack.pop()
+        label = _describe(walk, name, via)
+        if name in walk.seen:
+            walk.lines.append(f"{head}{label} (shown above)")
+            continue
+        walk.seen.add(name)
+        walk.lines.append(head + label)
+        children = [e.target for e in walk.topo.out_edges(name)]
+        for i in reversed(range(len(children))):
+            final = i == len(children) - 1
+            pad = (last, blank) if final else (branch, down)
+            stack.append((children[i], tail + pad[0], tail + pad[1], name))
 
 
 def _describe(walk: _Walk, name: str, via: str | None) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-
 from meshc.runtime import keys
 from meshc.runtime.client import Entry, decode_entry, group_lag, id_order, read_range, stream_keys
 from meshc.runtime.connect import MeshOpsError, connect
@@ -383,7 +382,9 @@ def trim(mesh: MeshSpec, url: str | redis.Redis) -> int:
 
     The cut (XTRIM MINID) is never above any group's oldest pending id or its
     last-delivered id, and a stream whose reading agents have not created their
-    groups yet is left alone (those groups will start reading from 0).
+    groups yet is left alone (those groups will start reading from 0). With P
+    partitions each partition keeps ``ceil(maxlen / P)``, so a stream holds about
+    ``maxlen`` entries in all, as its author meant.
     """
     removed = 0
     with _using(url) as r:
@@ -393,9 +394,9 @@ def trim(mesh: MeshSpec, url: str | redis.Redis) -> int:
             if spec.maxlen is None and spec.max_age is None:
                 continue
             minid = f"{max(0, now_ms - int(spec.max_age * 1000))}-0" if spec.max_age else ""
-            args = [minid, "" if spec.maxlen is None else str(spec.maxlen), str(TRIM_CHUNK)]
-            for key in stream_keys(mesh, name):
-                removed += _trim_key(script, key, args + _readers(mesh, name))
+            share = "" if spec.maxlen is None else str(-(-spec.maxlen // mesh.partitions))
+            args = [minid, share, str(TRIM_CHUNK), *_readers(mesh, name)]
+            removed += sum(_trim_key(script, key, args) for key in stream_keys(mesh, name))
     return removed
 
 

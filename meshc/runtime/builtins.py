@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from meshc.runtime.context import Context, Joined
+from pydantic import BaseModel
 
 
 def fanout(payload: BaseModel, ctx: Context) -> None:

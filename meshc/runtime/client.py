@@ -19,11 +19,10 @@ from typing import Any, TypedDict, cast
 
 import orjson
 import redis
-from pydantic import BaseModel, ValidationError
-
 from meshc.runtime import keys
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import MeshSpec
+from pydantic import BaseModel, ValidationError
 
 PIPELINE_CHUNK = 500
 READ_COUNT = 1000
@@ -156,6 +155,15 @@ def group_lag(r: redis.Redis, key: str, group: dict[str, Any], cap: int = 100_00
     return len(read_range(r, key, start="(" + last, count=cap))
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A validated task ready to write: its key, trace and wire fields."""
+
+    key: str
+    trace: str
+    fields: dict[str, bytes | str]
+
+
 class MeshClient:
     """Submit, wait and tail on one mesh; pass a URL or an existing client."""
 
@@ -188,16 +196,16 @@ class MeshClient:
         """Validate every task first (all or nothing), then write them pipelined."""
         name = self._intake(stream)
         prepared = [self._prepare(name, p) for p in payloads]
-        self._check_backlog(name, [key for key, _ in prepared])
+        self._check_backlog(name, [p.key for p in prepared])
         out: list[Submitted] = []
         for start in range(0, len(prepared), PIPELINE_CHUNK):
             chunk = prepared[start : start + PIPELINE_CHUNK]
             pipe = self.redis.pipeline(transaction=False)
-            for key, fields in chunk:
-                pipe.xadd(key, fields)  # type: ignore[arg-type]
+            for p in chunk:
+                pipe.xadd(p.key, p.fields)  # type: ignore[arg-type]
             ids = pipe.execute()
-            for (key, fields), eid in zip(chunk, ids, strict=True):
-                out.append(Submitted(fields["trace"], eid.decode(), name, key))
+            for p, eid in zip(chunk, ids, strict=True):
+                out.append(Submitted(p.trace, eid.decode(), name, p.key))
         return out
 
     def _intake(self, stream: str | None) -> str:
@@ -213,22 +221,15 @@ class MeshClient:
             )
         return stream
 
-    def _prepare(
-        self, stream: str, payload: dict[str, Any] | BaseModel
-    ) -> tuple[str, dict[str, str]]:
+    def _prepare(self, stream: str, payload: dict[str, Any] | BaseModel) -> _Prepared:
         doc = self._validate(stream, payload)
-        data = orjson.dumps(doc).decode()
+        data = orjson.dumps(doc)
         self._check_size(stream, len(data))
         trace = uuid.uuid4().hex
-        route = self._route_value(doc, trace)
-        key = keys.stream_key(
-            stream,
-            self.mesh.name,
-            keys.partition_of(route, self.mesh.partitions),
-            self.mesh.partitions,
-        )
-        agent = self._producer(stream)
-        return key, {"data": data, "trace": trace, "parent": "", "agent": agent, "attempt": "1"}
+        p = keys.partition_of(self._route_value(doc, trace), self.mesh.partitions)
+        key = keys.stream_key(stream, self.mesh.name, p, self.mesh.partitions)
+        header = {"trace": trace, "parent": "", "agent": self._producer(stream), "attempt": "1"}
+        return _Prepared(key, trace, {"data": data, **header})
 
     def _validate(self, stream: str, payload: dict[str, Any] | BaseModel) -> dict[str, Any]:
         model = self.mesh.streams[stream].model
@@ -313,7 +314,7 @@ class MeshClient:
         deadline = time.monotonic() + timeout
         block: int | None = None
         while wanted:
-            batch = self.redis.xread(cursors, count=READ_COUNT, block=block)  # type: ignore[arg-type]
+            batch = self._xread(cursors, block)
             for key, entries in _by_key(batch):
                 for eid, fields in entries:
                     cursors[key] = eid.decode()
@@ -353,16 +354,22 @@ class MeshClient:
         keys_ = stream_keys(self.mesh, stream)
         cursors = {k: (self._last_id(k) if from_id == "$" else from_id) for k in keys_}
         ends = None if follow else {k: self._last_id(k) for k in keys_}
-        while cursors:
-            batch = self.redis.xread(cursors, count=READ_COUNT, block=1000 if follow else None)  # type: ignore[arg-type]
+        while True:
+            if ends is not None:
+                cursors = {k: c for k, c in cursors.items() if id_order(c) < id_order(ends[k])}
+            if not cursors:
+                return
+            batch = self._xread(cursors, block=1000 if follow else None)
             if not batch and not follow:
                 return
             for key, entries in _by_key(batch):
                 for eid, fields in entries:
                     cursors[key] = eid.decode()
-                    yield decode_entry(eid, fields)
-            if ends is not None:
-                cursors = {k: c for k, c in cursors.items() if id_order(c) < id_order(ends[k])}
+                    if ends is None or id_order(cursors[key]) <= id_order(ends[key]):
+                        yield decode_entry(eid, fields)
+
+    def _xread(self, cursors: dict[str, str], block: int | None) -> Any:
+        return self.redis.xread(cursors, count=READ_COUNT, block=block)  # type: ignore[arg-type]
 
     def _last_id(self, key: str) -> str:
         last = cast(list[RawEntry], self.redis.xrevrange(key, count=1))

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
-
 from meshc.runtime.errors import MeshRuntimeError
 
 CONNECT_TIMEOUT = 5.0

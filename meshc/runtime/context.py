@@ -12,11 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
 from meshc.runtime.errors import InvalidOutput, UndeclaredStream
 from meshc.runtime.spec import AgentSpec
 from meshc.runtime.wire import dump_output
+from pydantic import BaseModel
 
 Output = tuple[str, bytes]
 
@@ -26,12 +25,24 @@ class Context:
 
     ``trace`` is the root task id, ``entry_id`` the input entry, ``attempt`` its
     delivery count (1 on the first try), ``stream`` the input stream name, ``spec``
-    the agent's settings and policy, ``log`` the agent's logger. A plain slotted class
-    because one is built per message on the hot path.
+    the agent's settings and policy, ``log`` the agent's logger. For an aggregator's
+    merge, ``entry_id`` is the last partial, ``attempt`` counts merge attempts and
+    ``stream`` is empty (a join has several inputs). A plain slotted class because
+    one is built per message on the hot path.
     """
 
-    __slots__ = ("agent", "trace", "entry_id", "attempt", "spec", "stream", "partition", "log",
-                 "_models", "_outputs")  # fmt: skip
+    __slots__ = (
+        "agent",
+        "trace",
+        "entry_id",
+        "attempt",
+        "spec",
+        "stream",
+        "partition",
+        "log",
+        "_models",
+        "_outputs",
+    )
 
     def __init__(
         self,

@@ -74,6 +74,12 @@ class Executor:
                 call.error = exc
 
     async def _run_async(self, call: Call) -> None:
+        if self.timeout is None:  # the common case, without a timer per message
+            try:
+                call.result = await self.handler(call.payload, call.ctx)
+            except Exception as exc:
+                call.error = exc
+            return
         try:
             async with asyncio.timeout(self.timeout) as scope:
                 call.result = await self.handler(call.payload, call.ctx)

@@ -19,7 +19,8 @@
 Two replicas racing on the last two partials: STORE is atomic, so only the second
 one sees a full hash; even if both merged, EMIT's ``done`` check lets one result out.
 A join key value containing braces would break the partition hash tag, so such keys
-are replaced by their SHA-1.
+are replaced by their SHA-1. The ``done`` marker lives ``settings["join_done_ttl"]``
+seconds (default one day): a partial arriving later than that starts a new join.
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from pydantic import BaseModel
-
 from meshc.runtime import keys, scripts
 from meshc.runtime.context import Call, Context, Joined
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.wire import AGENT, DATA, TRACE, Delivery, short_error
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
     from meshc.runtime.worker import Worker
@@ -77,7 +77,9 @@ class JoinEngine:
         self.lane_models = {self.lane_of[s]: worker.in_models[s] for s in spec.reads}
         self.timeout_ms = int(spec.join.timeout * 1000)
         self.ttl = int(spec.settings.get("join_done_ttl", 86_400))
-        self.interval = max(0.05, min(1.0, spec.join.timeout / 4))
+        self.interval = max(
+            0.05, min(1.0, spec.join.timeout / 4, spec.policy.visibility_timeout / 2)
+        )
         self.sweep_at = 0.0
         self.deadlines = {p: self._private("join-deadlines", p) for p in worker.partitions}
         mesh, parts = worker.mesh, worker.mesh.partitions
@@ -126,8 +128,16 @@ class JoinEngine:
         values = payload.model_dump(mode="json", include=set(self.on))
         jid = join_id([values.get(f) for f in self.on])
         hash_key, done_key = self._state_keys(jid, p)
-        call.args += (call.key(d.key), d.entry_id, call.key(hash_key), call.key(done_key),
-                      jid, self.lane_of[d.stream], d.fields[DATA], d.trace)  # fmt: skip
+        call.args += (
+            call.key(d.key),
+            d.entry_id,
+            call.key(hash_key),
+            call.key(done_key),
+            jid,
+            self.lane_of[d.stream],
+            d.fields[DATA],
+            d.trace,
+        )
 
     async def sweep(self) -> None:
         """Merge and emit every join whose deadline passed (any replica may do it)."""
@@ -191,10 +201,15 @@ class JoinEngine:
         missing = tuple(lane for lane in self.lane_models if lane not in parts)
         f = s.fields
         ctx = Context(
-            self.w.spec, self.w.out_models, self.w.log,
-            trace=f[b".trace"].decode(), entry_id=f[b".parent"].decode(),
-            attempt=int(f.get(b".fails", b"0")) + 1, stream="", partition=s.partition,
-        )  # fmt: skip
+            self.w.spec,
+            self.w.out_models,
+            self.w.log,
+            trace=f[b".trace"].decode(),
+            entry_id=f[b".parent"].decode(),
+            attempt=int(f.get(b".fails", b"0")) + 1,
+            stream="",
+            partition=s.partition,
+        )
         return Call(Joined({k: key[k] for k in self.on if k in key}, parts, missing), ctx)
 
     async def _settle(
@@ -218,8 +233,16 @@ class JoinEngine:
         c, sent = emits[p]
         hash_key, done_key = self._state_keys(s.jid, p)
         f = s.fields
-        c.args += (c.key(hash_key), c.key(done_key), s.jid, len(call.payload.parts),
-                   f[b".trace"], f[b".parent"], call.ctx.attempt, len(outputs))  # fmt: skip
+        c.args += (
+            c.key(hash_key),
+            c.key(done_key),
+            s.jid,
+            len(call.payload.parts),
+            f[b".trace"],
+            f[b".parent"],
+            call.ctx.attempt,
+            len(outputs),
+        )
         for stream, data in outputs:
             c.args += (c.key(self.w.key(stream, p)), data)
         sent.append(s)
@@ -228,14 +251,28 @@ class JoinEngine:
         """Retry the join after ``visibility_timeout``, or dead-letter its parts."""
         w, p, f = self.w, s.partition, s.fields
         w.stats.failed += 1
-        w.log.warning("merge failed for join %s: %s", s.jid.decode(), short_error(error),
-                      exc_info=error)  # fmt: skip
+        w.log.warning(
+            "merge failed for join %s: %s", s.jid.decode(), short_error(error), exc_info=error
+        )
         hash_key, done_key = self._state_keys(s.jid, p)
         parts = {k.decode(): orjson.Fragment(v) for k, v in f.items() if not k.startswith(b".")}
         head = (s.jid, w.policy.max_deliveries, int(w.policy.visibility_timeout * 1000), self.ttl)
-        fields = (DATA, orjson.dumps(parts), b"error", short_error(error).encode(),
-                  b"source_stream", b"", b"source_id", f.get(b".parent", b""),
-                  TRACE, f.get(b".trace", b""), AGENT, w.spec.name.encode(), b"join", s.jid)  # fmt: skip
+        fields = (
+            DATA,
+            orjson.dumps(parts),
+            b"error",
+            short_error(error).encode(),
+            b"source_stream",
+            b"",
+            b"source_id",
+            f.get(b".parent", b""),
+            TRACE,
+            f.get(b".trace", b""),
+            AGENT,
+            w.spec.name.encode(),
+            b"join",
+            s.jid,
+        )
         keys_ = (self.deadlines[p], hash_key, done_key, w.dlq_keys[p])
         if await w.retrying(scripts.join_fail, [(keys_, (*head, *fields))]) == [2]:
             w.stats.dead_lettered += 1

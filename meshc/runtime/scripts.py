@@ -18,10 +18,9 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from meshc.runtime.wire import Delivery
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
-
-from meshc.runtime.wire import Delivery
 
 Arg = bytes | str | int | float
 
@@ -104,8 +103,7 @@ return {late, stale, complete}
 # then records: hash done join_id expected trace parent attempt n (out data)*n
 # Emits only when the join is not done and still holds exactly `expected` parts, so
 # the result reflects what was stored and appears once however many replicas race.
-JOIN_EMIT = (
-    """
+JOIN_EMIT = """
 local agent, ttl = ARGV[1], ARGV[2]
 local statuses = {}
 local i = 3
@@ -136,7 +134,6 @@ while i <= #ARGV do
 end
 return statuses
 """.replace("@META", str(JOIN_META))
-)
 
 # KEYS: deadlines, hash, done, dlq. ARGV: join_id max_deliveries retry_ms ttl, dlq fields...
 # A merge handler failed: retry the join later, or dead-letter it past max_deliveries.

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Literal
 
 import redis
-
 from meshc.runtime.connect import MeshOpsError
 
 Durability = Literal["default", "strict"]
@@ -174,15 +173,30 @@ def resolve_url(
 # -- starting -------------------------------------------------------------------------
 
 
-def _start(state: Path, durability: Durability) -> ServerInfo:
+def _start(state: Path, durability: Durability, attempts: int = 3) -> ServerInfo:
+    """Start a server on a free port; retried because another program may take the
+    port between our probe and the server's bind."""
     state.mkdir(parents=True, exist_ok=True)
     _write_gitignore(state)
+    binary = find_binary()
+    for attempt in range(attempts):
+        try:
+            info = _start_once(state, binary, durability)
+        except ServerError:
+            if attempt == attempts - 1:
+                raise
+            continue
+        _write_state(state, info)
+        return info
+    raise AssertionError("unreachable")
+
+
+def _start_once(state: Path, binary: str, durability: Durability) -> ServerInfo:
     port = _free_port()
     log = state / "server.log"
-    argv = _server_argv(find_binary(), state, port, durability)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            argv,
+            _server_argv(binary, state, port, durability),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -192,9 +206,7 @@ def _start(state: Path, durability: Durability) -> ServerInfo:
     _STARTED.append(proc)
     url = f"redis://127.0.0.1:{port}"
     _wait_ready(proc, url, log)
-    info = ServerInfo(url=url, pid=proc.pid, folder=state.parent)
-    _write_state(state, info)
-    return info
+    return ServerInfo(url=url, pid=proc.pid, folder=state.parent)
 
 
 def _server_argv(binary: str, state: Path, port: int, durability: Durability) -> list[str]:

@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from pydantic import BaseModel, ValidationError
-
 from meshc.runtime.errors import InvalidOutput
+from pydantic import BaseModel, ValidationError
 
 DATA = b"data"
 TRACE = b"trace"
@@ -88,24 +86,28 @@ def dlq_fields(delivery: Delivery, agent: str, error: str, deliveries: int) -> l
     """
     f = delivery.fields
     return [
-        DATA, f.get(DATA, b""),
-        b"error", error.encode("utf-8", "replace"),
-        b"source_stream", delivery.stream.encode(),
-        b"source_id", delivery.entry_id,
-        b"deliveries", str(deliveries).encode(),
-        TRACE, delivery.trace,
-        AGENT, agent.encode(),
-        b"source_parent", f.get(PARENT, b""),
-        b"source_agent", f.get(AGENT, b""),
-    ]  # fmt: skip
+        DATA,
+        f.get(DATA, b""),
+        b"error",
+        error.encode("utf-8", "replace"),
+        b"source_stream",
+        delivery.stream.encode(),
+        b"source_id",
+        delivery.entry_id,
+        b"deliveries",
+        str(deliveries).encode(),
+        TRACE,
+        delivery.trace,
+        AGENT,
+        agent.encode(),
+        b"source_parent",
+        f.get(PARENT, b""),
+        b"source_agent",
+        f.get(AGENT, b""),
+    ]
 
 
 def short_error(exc: BaseException, limit: int = 2000) -> str:
     """A one-entry description of an exception, bounded so a dead letter stays small."""
     msg = f"{type(exc).__name__}: {exc}"
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
-
-
-def loads(data: bytes) -> Any:
-    """Parse JSON bytes (used off the hot path, e.g. join state)."""
-    return orjson.loads(data)

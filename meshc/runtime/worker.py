@@ -25,31 +25,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from meshc.runtime import keys, scripts
 from meshc.runtime.builtins import BUILTINS, fanout, merge
 from meshc.runtime.context import Call, Context
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.execute import Executor
 from meshc.runtime.join import JoinEngine
+from meshc.runtime.reader import Reader
 from meshc.runtime.spec import AgentSpec, MeshSpec
+from meshc.runtime.transport import make_client
 from meshc.runtime.wire import DATA, Delivery, dlq_fields, short_error, text
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
 ClientFactory = Callable[[str], Redis]
-
-
-def make_client(redis_url: str) -> Redis:
-    """The one place a worker connects (``redis://``, ``rediss://``, ``unix://``).
-
-    Kept alone so a cluster client can replace it without touching the loop.
-    """
-    return Redis.from_url(redis_url, decode_responses=False)
 
 
 def default_consumer() -> str:
@@ -113,31 +106,33 @@ class Worker:
         self._block_ms = max(1, block_ms)
         self._client_factory = client_factory
         self._group = agent.encode()
+        self._keys: dict[tuple[str, int], bytes] = {}
         self.in_models = {s: _model(mesh, s, agent) for s in spec.reads}
         self.out_models = {s: _model(mesh, s, agent) for s in spec.writes}
-        self.inputs = {
-            self.key(s, p): (s, p) for s in spec.reads for p in self.partitions
-        }  # fmt: skip
+        self.inputs = {self.key(s, p): (s, p) for s in spec.reads for p in self.partitions}
         self.dlq_keys = {
-            p: keys.stream_key(keys.dlq_stream(mesh.name, agent), mesh.name, p, mesh.partitions)
-            .encode() for p in self.partitions
-        }  # fmt: skip
+            p: keys.stream_key(
+                keys.dlq_stream(mesh.name, agent), mesh.name, p, mesh.partitions
+            ).encode()
+            for p in self.partitions
+        }
         self.executor = Executor(resolve_handler(spec, handler), self.policy, agent)
         self.joiner = JoinEngine(self) if spec.role == "aggregator" else None
-        self._cursors: dict[bytes, bytes] = {}
-        self._reclaim_at = 0.0
+        self.reader = Reader(agent, self.consumer, self.inputs, self.policy, self.log)
         self.client: Redis | None = None
 
     def key(self, stream: str, partition: int) -> bytes:
-        return keys.stream_key(stream, self.mesh.name, partition, self.mesh.partitions).encode()
+        """The key of a stream in a partition (memoised: it is on the hot path)."""
+        key = self._keys.get((stream, partition))
+        if key is None:
+            m = self.mesh
+            key = keys.stream_key(stream, m.name, partition, m.partitions).encode()
+            self._keys[(stream, partition)] = key
+        return key
 
     def request_stop(self) -> None:
         """Stop reading; the batch in flight is finished and committed. Thread-safe."""
         self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     @property
     def redis(self) -> Redis:
@@ -148,7 +143,7 @@ class Worker:
         """Serve until stopped. Transient server errors are retried, not raised."""
         self.client = self._client_factory(self.redis_url)
         try:
-            await self._create_groups()
+            await self.reader.create_groups(self.redis)
             self.log.info("consumer %s serving partitions %s", self.consumer, self.partitions)
             backoff = 0.05
             while not self._stop.is_set():
@@ -163,80 +158,26 @@ class Worker:
                     if "NOGROUP" not in str(exc):
                         raise
                     self.log.warning("a consumer group vanished; creating it again")
-                    await self._create_groups()
+                    await self.reader.create_groups(self.redis)
             self.log.info("stopped: %s", self.stats)
         finally:
             self.executor.close()
             await self.client.aclose()
 
-    async def _create_groups(self) -> None:
-        """One group per (input stream, this agent), from ``0``; BUSYGROUP is success."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key in self.inputs:
-            pipe.xgroup_create(key, self._group, id="0", mkstream=True)
-        for reply in await pipe.execute(raise_on_error=False):
-            if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
-                raise reply
-
     async def _tick(self) -> None:
-        if time.monotonic() >= self._reclaim_at:
-            await self.handle(await self._reclaim())
+        if time.monotonic() >= self.reader.reclaim_at:
+            await self.handle(await self.reader.reclaim(self.redis))
         if self.joiner is not None and time.monotonic() >= self.joiner.sweep_at:
             await self.joiner.sweep()
         if not self._stop.is_set():
-            await self.handle(await self._read(self._block()))
+            await self.handle(await self.reader.read(self.redis, self._block()))
 
     def _block(self) -> int:
         """Block no longer than the next periodic job, so timers stay on time."""
-        due = self._reclaim_at
+        due = self.reader.reclaim_at
         if self.joiner is not None:
             due = min(due, self.joiner.sweep_at)
         return max(1, min(self._block_ms, int((due - time.monotonic()) * 1000)))
-
-    async def _read(self, block_ms: int) -> list[Delivery]:
-        streams = dict.fromkeys(self.inputs, b">")
-        reply = await self.redis.xreadgroup(
-            self._group, self.consumer, streams, count=self.policy.batch, block=block_ms
-        )  # type: ignore[arg-type]
-        out: list[Delivery] = []
-        for key, entries in reply or ():
-            stream, p = self.inputs[key]
-            out += [Delivery(key, stream, p, eid, fields or {}) for eid, fields in entries]
-        return out
-
-    async def _reclaim(self) -> list[Delivery]:
-        """XAUTOCLAIM entries idle past ``visibility_timeout`` on every input key."""
-        pipe = self.redis.pipeline(transaction=False)
-        idle_ms = int(self.policy.visibility_timeout * 1000)
-        for key in self.inputs:
-            start = self._cursors.get(key, b"0-0")
-            pipe.xautoclaim(key, self._group, self.consumer, idle_ms, start, self.policy.batch)
-        claimed: list[Delivery] = []
-        more = False
-        for key, (cursor, entries, deleted) in zip(self.inputs, await pipe.execute(), strict=True):
-            self._cursors[key] = cursor
-            more = more or cursor != b"0-0"
-            if deleted:
-                self.log.warning(
-                    "%d pending entries of %s were trimmed away before they were handled: %s",
-                    len(deleted), text(key), [text(d) for d in deleted[:10]],
-                )  # fmt: skip
-            stream, p = self.inputs[key]
-            claimed += [Delivery(key, stream, p, eid, fields or {}) for eid, fields in entries]
-        interval = max(0.05, self.policy.visibility_timeout / 2)
-        self._reclaim_at = time.monotonic() + (0.0 if more else interval)
-        if claimed:
-            await self._delivery_counts(claimed)
-            self.log.info("reclaimed %d idle entries", len(claimed))
-        return claimed
-
-    async def _delivery_counts(self, claimed: list[Delivery]) -> None:
-        """Fill in ``attempt`` from the pending list (XAUTOCLAIM does not return it)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for d in claimed:
-            pipe.xpending_range(d.key, self._group, d.entry_id, d.entry_id, 1)
-        for d, rows in zip(claimed, await pipe.execute(), strict=True):
-            d.attempt = int(rows[0]["times_delivered"]) if rows else 1
 
     async def handle(self, deliveries: list[Delivery]) -> None:
         """Validate, run and commit one batch."""
@@ -249,20 +190,43 @@ class Worker:
         batch = self.new_batch()
         admitted = [(d, p) for d in deliveries if (p := self.admit(d, batch)) is not None]
         pending = [(d, Call(payload, self.context(d))) for d, payload in admitted]
+        started = time.monotonic()
         await self.executor.run([call for _, call in pending])
+        self._tune(len(pending), time.monotonic() - started)
         for d, call in pending:
             self._settle(d, call, batch)
         await self.commit(batch)
+
+    def _tune(self, calls: int, elapsed: float) -> None:
+        """Read fewer entries at a time when handlers are slow.
+
+        A batch commits only when its last handler returns, so a big batch of slow
+        calls would sit unacknowledged past ``visibility_timeout`` and be reclaimed
+        (and run again) elsewhere. Aim for batches that take at most ``min(1 s,
+        visibility_timeout / 4)``; fast handlers keep the full ``policy.batch``.
+        """
+        if calls == 0:
+            return
+        lanes = self.executor.concurrency
+        per_call = elapsed * min(lanes, calls) / calls
+        target = min(1.0, self.policy.visibility_timeout / 4)
+        fits = int(target * lanes / per_call) if per_call > 0 else self.policy.batch
+        self.reader.count = max(lanes, min(self.policy.batch, fits))
 
     def new_batch(self) -> scripts.CommitBatch:
         return scripts.CommitBatch(self._group, self._group)
 
     def context(self, d: Delivery) -> Context:
         return Context(
-            self.spec, self.out_models, self.log,
-            trace=d.trace.decode(), entry_id=d.entry_id.decode(), attempt=d.attempt,
-            stream=d.stream, partition=d.partition,
-        )  # fmt: skip
+            self.spec,
+            self.out_models,
+            self.log,
+            trace=d.trace.decode(),
+            entry_id=d.entry_id.decode(),
+            attempt=d.attempt,
+            stream=d.stream,
+            partition=d.partition,
+        )
 
     def admit(self, d: Delivery, batch: scripts.CommitBatch) -> BaseModel | None:
         """The validated payload, or None after queuing a dead letter or a bare ack."""
@@ -271,13 +235,18 @@ class Worker:
             if d.fields:
                 self.dead_letter(d, "entry has no 'data' field", batch)
             else:
-                self.log.warning("entry %s of %s was trimmed away; acknowledging it",
-                                 text(d.entry_id), text(d.key))  # fmt: skip
+                self.log.warning(
+                    "entry %s of %s was trimmed away; acknowledging it",
+                    text(d.entry_id),
+                    text(d.key),
+                )
                 batch.entries(d, ())
             return None
         if d.attempt > self.policy.max_deliveries:
-            error = (f"delivered {d.attempt} times, more than max_deliveries="
-                     f"{self.policy.max_deliveries}; its handler never finished")  # fmt: skip
+            error = (
+                f"delivered {d.attempt} times, more than max_deliveries="
+                f"{self.policy.max_deliveries}; its handler never finished"
+            )
             self.dead_letter(d, error, batch, deliveries=d.attempt - 1)
             return None
         if len(data) > self.policy.max_payload_bytes:
@@ -307,10 +276,15 @@ class Worker:
         self.stats.failed += 1
         last = d.attempt >= self.policy.max_deliveries
         self.log.warning(
-            "handler failed on %s %s (attempt %d of %d)%s: %s", d.stream, text(d.entry_id),
-            d.attempt, self.policy.max_deliveries, "; dead-lettering" if last else "",
-            short_error(error), exc_info=error,
-        )  # fmt: skip
+            "handler failed on %s %s (attempt %d of %d)%s: %s",
+            d.stream,
+            text(d.entry_id),
+            d.attempt,
+            self.policy.max_deliveries,
+            "; dead-lettering" if last else "",
+            short_error(error),
+            exc_info=error,
+        )
         if last:
             self.dead_letter(d, short_error(error), batch)
 
@@ -332,11 +306,14 @@ class Worker:
             self.stats.committed += int(acked)
             self.stats.duplicates += int(skipped)
             if skipped:
-                self.log.info("%d inputs were acknowledged elsewhere first; their "
-                              "outputs were not written again", skipped)  # fmt: skip
+                self.log.info(
+                    "%d inputs were acknowledged elsewhere first; their "
+                    "outputs were not written again",
+                    skipped,
+                )
 
     async def retrying(
-        self, script: scripts.Script, calls: list[tuple[Sequence[Any], Sequence[Any]]]
+        self, script: scripts.Script, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
     ) -> list[Any]:
         """Run idempotent script calls, riding out a short loss of the server."""
         delay = 0.05
@@ -383,8 +360,15 @@ def run_agent(
     log = logging.getLogger(f"meshc.worker.{agent}")
     stop = stop or threading.Event()
     try:
-        worker = Worker(mesh, agent, handler, redis_url=redis_url, consumer=consumer,
-                        partitions=partitions, stop=stop)  # fmt: skip
+        worker = Worker(
+            mesh,
+            agent,
+            handler,
+            redis_url=redis_url,
+            consumer=consumer,
+            partitions=partitions,
+            stop=stop,
+        )
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -46,13 +46,13 @@ class LensResult(TypedDict):
 
 
 def finding(span: tuple[int, int], severity: Severity, message: str, suggestion: str) -> Finding:
-    """Build a finding; a helper so that every lens spells the fields the same way."""
+    """Build a finding; one line of message, whatever line breaks the quoted text had."""
     start, end = span
     return {
         "start": start,
         "end": end,
         "severity": severity,
-        "message": message,
+        "message": " ".join(message.split()),
         "suggestion": suggestion,
     }
 
@@ -80,6 +80,14 @@ def match_case(replacement: str, original: str) -> str:
     if original[:1].isupper():
         return replacement[:1].upper() + replacement[1:]
     return replacement
+
+
+def starts_sentence(text: str, start: int) -> bool:
+    """Whether only markup, quotes or spaces stand between ``start`` and a sentence end."""
+    index = start
+    while index > 0 and text[index - 1] in " \t\"'“‘(*_>#-":
+        index -= 1
+    return index == 0 or text[index - 1] in ".!?:\n"
 
 
 def phrase_pattern(phrases: Iterable[str]) -> re.Pattern[str]:

@@ -15,6 +15,7 @@ from meshes.review._common import (
     Finding,
     LensResult,
     ReviewTask,
+    Severity,
     finding,
     lens_result,
     normal,
@@ -29,7 +30,8 @@ VERY_LONG_SENTENCE = 45
 _BE = r"(?:am|is|are|was|were|be|been|being|isn['’]t|aren['’]t|wasn['’]t|weren['’]t)"
 _BE_RE = re.compile(rf"(?<![\w'’-]){_BE}(?![\w'’-])", re.I)
 _ADVERB = r"(?:[^\W\d_]+ly|not|also|already|often|never|always|still|now|then|all|just)"
-_BY = r"(?:\s+by\s+([^\W\d_]+(?:\s+[^\W\d_]+)?))?"
+_ACTOR_WORD = r"[^\W\d_][\w'’-]*"
+_BY = rf"(?:\s+by\s+({_ACTOR_WORD}(?:[ \t]+{_ACTOR_WORD}){{0,3}}))?"
 _PASSIVE = re.compile(rf"{_BE}\s+(?:{_ADVERB}\s+){{0,2}}([^\W\d_]+){_BY}(?![\w'’-])", re.I)
 _IRREGULAR = wordset(
     "arisen awoken beaten begun bent bitten blown broken brought built burnt bought caught "
@@ -46,7 +48,8 @@ _NOT_PASSIVE = wordset(
     "married sacred naked wicked rugged beloved advanced detailed complicated experienced "
     "sophisticated dedicated talented qualified related limited based located involved "
     "satisfied disappointed frustrated confused amazed annoyed ashamed embarrassed "
-    "exhausted determined prepared need speed seed feed greed bleed breed deed weed heed "
+    "exhausted determined prepared thrilled delighted honoured honored committed convinced "
+    "devoted relieved meant need speed seed feed greed bleed breed deed weed heed "
     "shred hundred kindred indeed"
 )
 _SPLIT_AT = re.compile(r";|,\s+(?:and|but|so|which|because|while|although|whereas)\b|\s+but\s+")
@@ -68,6 +71,7 @@ _NOT_INTENSIFIED = wordset(
     "much well few first last same least best end beginning and or but nor the a an to of in "
     "on for with at by as that which who is are was were be been it this these those than so if"
 )
+_ACTOR_STOP = wordset("from after before during when while because since until last yesterday")
 _PRONOUN_ACTORS = wordset("the a an our their his her its my your this that these those each every")
 # Past tenses that differ from the participle, to turn "was written by X" into "X wrote".
 _PAST = word_map(
@@ -158,7 +162,7 @@ def _long_sentences(text: str) -> Iterator[Finding]:
     for start, end in sentence_spans(text):
         words = count_words(text, start, end)
         if words > LONG_SENTENCE:
-            severity = "error" if words > VERY_LONG_SENTENCE else "warning"
+            severity: Severity = "error" if words > VERY_LONG_SENTENCE else "warning"
             message = f"Long sentence ({words} words): readers lose the thread after about 25."
             yield finding((start, end), severity, message, _split_hint(text, start, end))
 
@@ -183,7 +187,7 @@ def _passives(text: str, weasels: list[Finding]) -> Iterator[Finding]:
         if not _is_participle(participle) or any(s < m.end() and m.start() < e for s, e in taken):
             continue
         span = (m.start(), m.end(1))
-        message = f'Passive voice ("{text[span[0] : span[1]]}") hides who acted.'
+        message = f'Passive voice ("{" ".join(text[span[0] : span[1]].split())}") hides who acted.'
         yield finding(span, "info", message, _active_hint(m))
 
 
@@ -195,12 +199,21 @@ def _is_participle(word: str) -> bool:
 
 def _active_hint(m: re.Match[str]) -> str:
     """With "was … by the team" the active sentence can be spelt out; otherwise advice."""
-    actor = m.group(2)
-    tense = m.group().split()[0].lower()
-    if actor and tense in ("was", "were") and _names_someone(actor):
-        participle = m.group(1).lower()
-        return f'Make the actor the subject: "{actor} {_PAST.get(participle, participle)} …".'
-    return 'Name who did it and make them the subject ("the team released …").'
+    actor, participle = _trim_actor(m.group(2) or ""), m.group(1).lower()
+    past = _PAST.get(participle, participle)
+    if actor and m.group().split()[0].lower() in ("was", "were") and _names_someone(actor):
+        return f'Make the actor the subject: "{actor} {past} …".'
+    return f"Say who {past} it, as the subject of the sentence."
+
+
+def _trim_actor(words: str) -> str:
+    """ "the release manager on the previous evening" → "the release manager"."""
+    kept: list[str] = []
+    for word in words.split():
+        if kept and word.lower() in _NOT_INTENSIFIED | _ACTOR_STOP:
+            break
+        kept.append(word)
+    return " ".join(kept)
 
 
 def _names_someone(actor: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from meshes._text import mask_code, wordset
+from meshes._text import heading_level, mask_code, wordset
 from meshes.review._common import (
     Finding,
     LensResult,
@@ -20,6 +20,7 @@ from meshes.review._common import (
     match_case,
     normal,
     phrase_pattern,
+    starts_sentence,
     table_findings,
 )
 from meshes.review._spelling import MISSPELLINGS
@@ -27,7 +28,7 @@ from meshes.review._spelling import MISSPELLINGS
 _REPEATED = re.compile(r"(?<![\w'’-])([^\W\d_]+)(?:[ \t]+|[ \t]*\n[ \t]*)(\1)(?![\w'’-])", re.I)
 _REPEAT_OK = frozenset({"had", "that", "bye", "ha", "no"})
 _WORD = re.compile(r"(?<![\w./])[^\W\d_]+(?![\w/]|\.\w)")
-_ARTICLE = re.compile(r"(?<![\w'’-])(an?)([ \t]+)([^\W_][\w'’-]*)", re.I)
+_ARTICLE = re.compile(r"(?<![\w'’-])(an?)([ \t]+|[ \t]*\n[ \t]*)([^\W_][\w'’-]*)", re.I)
 _MODAL_OF = re.compile(
     r"(?<![\w'’-])((?:could|should|would|must|might)(?:n['’]t)?)\s+of(?![\w'’-])(?!\s+course)",
     re.I,
@@ -103,9 +104,17 @@ def grammar(payload: ReviewTask, ctx: object) -> LensResult:
 
 def _repeated_words(text: str) -> Iterator[Finding]:
     for m in _REPEATED.finditer(text):
-        if m.group(1).lower() not in _REPEAT_OK:
+        if m.group(1).lower() not in _REPEAT_OK and not _ends_heading(text, m):
             message = f'Repeated word: "{m.group(1)}" appears twice in a row.'
             yield finding(m.span(), "error", message, m.group(1))
+
+
+def _ends_heading(text: str, m: re.Match[str]) -> bool:
+    """ "## Usage" then "Usage is simple." repeats a word across a heading, not a sentence."""
+    if "\n" not in m.group():
+        return False
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    return bool(heading_level(text[line_start : m.start()]))
 
 
 def _agreement(m: re.Match[str]) -> Finding | None:
@@ -151,8 +160,8 @@ def _misspellings(text: str) -> Iterator[Finding]:
 
 
 def _article(m: re.Match[str]) -> Finding | None:
-    article, space, word = m.group(1), m.group(2), m.group(3)
-    if article == "A" and not _starts_sentence(m.string, m.start()):
+    article, word = m.group(1), m.group(3)
+    if article == "A" and not starts_sentence(m.string, m.start()):
         return None  # "Plan A is", "option A or B": a letter, not the article
     wants_an = _wants_an(word)
     if wants_an is None or wants_an == (article.lower() == "an"):
@@ -160,12 +169,7 @@ def _article(m: re.Match[str]) -> Finding | None:
     right = match_case("an" if wants_an else "a", article)
     sound = "a vowel" if wants_an else "a consonant"
     message = f'Use "{right.lower()}" before "{word}": it starts with {sound} sound.'
-    return finding(m.span(), "error", message, f"{right}{space}{word}")
-
-
-def _starts_sentence(text: str, start: int) -> bool:
-    before = text[max(0, start - 40) : start].rstrip(" \t\"'“‘(*_>#-")
-    return not before or before[-1] in ".!?:\n"
+    return finding(m.span(), "error", message, f"{right} {word}")
 
 
 def _wants_an(word: str) -> bool | None:

@@ -20,6 +20,7 @@ from meshes.review._common import (
     normal,
     phrase_pattern,
     phrases,
+    starts_sentence,
     table_findings,
 )
 
@@ -98,7 +99,7 @@ def _shouting(text: str) -> Iterator[Finding]:
     for m in _CAPS_RUN.finditer(text):
         shouted = [w for w in m.group().split() if _is_shouted(w)]
         if shouted:
-            calm = _calm(m.group(), _starts_sentence(text, m.start()))
+            calm = _calm(m.group(), starts_sentence(text, m.start()))
             message = f'"{m.group()}" in capitals reads as shouting; use *emphasis* if needed.'
             yield finding(m.span(), "warning", message, calm)
 
@@ -116,11 +117,6 @@ def _calm(run: str, sentence_start: bool) -> str:
     words = [w if _letters(w) in _ACRONYMS else w.lower() for w in run.split()]
     calm = " ".join(words)
     return calm[:1].upper() + calm[1:] if sentence_start else calm
-
-
-def _starts_sentence(text: str, start: int) -> bool:
-    before = text[:start].rstrip(" \t\"'“‘(*_>#-")
-    return not before or before[-1] in ".!?:\n"
 
 
 def _exclamations(text: str) -> Iterator[Finding]:

@@ -28,8 +28,23 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``valkey-server`` on a free port; yield its URL; kill it at session end."""
     folder: Path = tmp_path_factory.mktemp("valkey")
     port = _free_port()
-    args = [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(folder)]  # fmt: skip
+    args = [
+        str(get_binary_path()),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(folder),
+        "--unixsocket",
+        str(folder / "valkey.sock"),
+        "--unixsocketperm",
+        "700",
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
@@ -47,6 +62,15 @@ def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         client.close()
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def valkey_unix_url(valkey_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same (flushed) server through its unix socket."""
+    client = redis.Redis.from_url(valkey_url)
+    sock = client.config_get("unixsocket")["unixsocket"]
+    client.close()
+    return f"unix://{sock}?db=0"
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ import tempfile
 from pathlib import Path
 
 import redis
-from pydantic import BaseModel
-
 from meshc.runtime.server import ensure_server, stop_server
 from meshc.runtime.spec import AgentSpec, JoinSpec, MeshSpec, StreamSpec
+from pydantic import BaseModel
 
 
 class Task(BaseModel):

@@ -10,11 +10,10 @@ from dataclasses import replace
 import orjson
 import pytest
 import redis
-from ops_fixtures import fresh_client, make_mesh, shared_url
-
 from meshc.runtime import admin, keys
 from meshc.runtime.admin import AdminError
 from meshc.runtime.client import MeshClient
+from ops_fixtures import fresh_client, make_mesh, shared_url
 
 
 @pytest.fixture
@@ -182,6 +181,15 @@ def test_trim_terminal_stream_by_age(r: redis.Redis) -> None:
     time.sleep(0.1)
     _fill(r, "t.out", 2)
     assert admin.trim(mesh, r) == 5 and r.xlen("t.out") == 2
+
+
+def test_trim_maxlen_is_shared_by_partitions(r: redis.Redis) -> None:
+    mesh = make_mesh(partitions=2, maxlen=10)
+    MeshClient(mesh, client=r).submit_many([{"doc_id": str(i), "text": ""} for i in range(60)])
+    for p in range(2):
+        r.xgroup_create(keys.stream_key("t.tasks", "t", p, 2), "work", id="$")
+    admin.trim(mesh, r)
+    assert [r.xlen(keys.stream_key("t.tasks", "t", p, 2)) for p in range(2)] == [5, 5]
 
 
 def test_trim_maxlen_in_chunks(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:

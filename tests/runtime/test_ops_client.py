@@ -9,8 +9,6 @@ from collections.abc import Iterator
 import orjson
 import pytest
 import redis
-from ops_fixtures import Task, fresh_client, make_mesh
-
 from meshc.runtime import keys
 from meshc.runtime.client import (
     BackpressureError,
@@ -20,6 +18,7 @@ from meshc.runtime.client import (
     decode_entry,
     stream_backlog,
 )
+from ops_fixtures import Task, fresh_client, make_mesh
 
 
 @pytest.fixture
@@ -148,3 +147,13 @@ def test_tail_history_and_follow(r: redis.Redis) -> None:
     assert next(follow)["data"] == {"doc_id": "late", "text": ""}
     with pytest.raises(SubmitError, match="unknown stream"):
         list(client.tail("nope"))
+
+
+def test_tail_without_follow_stops_at_the_snapshot(r: redis.Redis) -> None:
+    client = MeshClient(make_mesh(partitions=2), client=r)
+    sent = client.submit_many([{"doc_id": str(i), "text": ""} for i in range(10)])
+    entries = client.tail("t.tasks")
+    first = next(entries)
+    client.submit_many([{"doc_id": "later", "text": ""}] * 5)
+    seen = [first, *entries]
+    assert sorted(e["trace"] for e in seen) == sorted(s.trace for s in sent)

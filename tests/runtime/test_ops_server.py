@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
-
 from meshc.runtime import server
-from meshc.runtime.connect import ConnectError, ServerUnreachable, connect, parse_url, redact
+from meshc.runtime.connect import (
+    ConnectError,
+    ServerUnreachable,
+    check_async,
+    connect,
+    connect_async,
+    parse_url,
+    redact,
+)
 from meshc.runtime.server import (
     ServerBinaryNotFound,
     ServerNotRunning,
@@ -111,8 +122,6 @@ def test_stale_json_dead_pid(folder: Path) -> None:
 
 def test_stale_json_live_pid_not_answering_is_left_alone(folder: Path) -> None:
     """A reused pid (here: this test process) must never be signalled."""
-    import os
-
     _write_json(folder, "redis://127.0.0.1:1", os.getpid())
     assert server_status(folder) is None
     assert stop_server(folder) is False
@@ -179,11 +188,38 @@ def test_connect_unix_socket(tmp_path: Path) -> None:
                 client = connect(f"unix://{sock}")
                 break
             except ServerUnreachable:
-                import time
-
                 time.sleep(0.02)
         assert client.ping()
         assert isinstance(client, redis.Redis)
     finally:
         proc.terminate()
         proc.wait()
+
+
+def test_connect_async(folder: Path) -> None:
+    async def scenario(url: str) -> bytes | None:
+        client = connect_async(url)
+        try:
+            await check_async(client, url)
+            await client.set("k", b"v")
+            return await client.get("k")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario(ensure_server(folder).url)) == b"v"
+    with pytest.raises(ServerUnreachable):
+        asyncio.run(scenario("redis://127.0.0.1:1"))
+
+
+def test_start_retries_when_the_port_is_taken(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        ports = iter([taken, server._free_port()])
+        monkeypatch.setattr(server, "_free_port", lambda: next(ports))
+        info = ensure_server(folder)
+    assert info.port != taken
+    assert "Address already in use" in (folder / ".meshc" / "server.log").read_text()

@@ -9,27 +9,28 @@ from typing import Any
 
 import orjson
 import pytest
+from meshc.runtime import keys
+from meshc.runtime.context import Context
+from meshc.runtime.errors import ConfigError, UndeclaredStream
+from meshc.runtime.worker import run_agent
 from redis.asyncio import Redis
 from worker_kit import (
     Note,
     Result,
     Task,
     add,
+    add_fields,
     agent,
     echo_mesh,
     entries,
-    length_at_least,
+    has,
+    key_names,
     mesh,
     payloads,
     running,
     until,
     worker,
 )
-
-from meshc.runtime import keys
-from meshc.runtime.context import Context
-from meshc.runtime.errors import ConfigError, UndeclaredStream
-from meshc.runtime.worker import run_agent
 
 
 def upper(task: Task, ctx: Context) -> Result:
@@ -44,7 +45,7 @@ def test_pass_through_batch_and_wire_format(valkey_url: str) -> None:
         headed = await add(r, "t.in", {"n": 999}, trace="T-root", parent="1-1", agent="x")
         w = worker(m, "echo", upper, redis_url=valkey_url)
         async with running(w):
-            await until(lambda: length_at_least(r, "t.out", 151))
+            await until(has(r, "t.out", 151))
         rows = await entries(r, "t.out")
         assert len(rows) == 151 and w.stats.committed == 151
         by_parent = {f[b"parent"]: f for _, f in rows}
@@ -55,7 +56,10 @@ def test_pass_through_batch_and_wire_format(valkey_url: str) -> None:
             assert orjson.loads(f[b"data"]) == {"n": i, "text": f"T{i}"}
         assert by_parent[headed][b"trace"] == b"T-root"
         assert await r.xpending("t.in", "echo") == {
-            "pending": 0, "min": None, "max": None, "consumers": []
+            "pending": 0,
+            "min": None,
+            "max": None,
+            "consumers": [],
         }
         await r.aclose()
 
@@ -73,19 +77,23 @@ def test_multi_output_mapping_emit_and_undeclared_stream(valkey_url: str) -> Non
                 seen.append(str(exc))
                 raise
         ctx.emit("t.notes", Note(n=task.n, note="first"))
-        return {"t.out": {"n": task.n, "text": "r"}, "t.notes": [{"n": task.n, "note": "a"},
-                                                                {"n": task.n, "note": "b"}]}
+        return {
+            "t.out": {"n": task.n, "text": "r"},
+            "t.notes": [{"n": task.n, "note": "a"}, {"n": task.n, "note": "b"}],
+        }
 
     async def scenario() -> None:
         r = Redis.from_url(valkey_url)
-        m = mesh({"t.in": Task, "t.out": Result, "t.notes": Note},
-                 [agent("split", ("t.in",), ("t.out", "t.notes"), max_deliveries=1)])  # fmt: skip
+        m = mesh(
+            {"t.in": Task, "t.out": Result, "t.notes": Note},
+            [agent("split", ("t.in",), ("t.out", "t.notes"), max_deliveries=1)],
+        )
         await add(r, "t.in", {"n": 1})
         bad = await add(r, "t.in", {"n": -1})
         w = worker(m, "split", split, redis_url=valkey_url)
         async with running(w):
-            await until(lambda: length_at_least(r, "t.notes", 3))
-            await until(lambda: length_at_least(r, "m.dlq.split", 1))
+            await until(has(r, "t.notes", 3))
+            await until(has(r, "m.dlq.split", 1))
         assert payloads(await entries(r, "t.out")) == [{"n": 1, "text": "r"}]
         assert [p["note"] for p in payloads(await entries(r, "t.notes"))] == ["first", "a", "b"]
         assert seen and "t.nowhere" in seen[0]
@@ -109,12 +117,12 @@ def test_invalid_inputs_go_to_the_dead_letter_stream_at_once(valkey_url: str) ->
         wrong = await add(r, "t.in", {"n": "not a number"})
         broken = await add(r, "t.in", b"{not json")
         huge = await add(r, "t.in", {"n": 1, "text": "x" * 500})
-        no_data = bytes(await r.xadd("t.in", {"other": "field"}))
+        no_data = await add_fields(r, "t.in", {"other": "field"})
         await add(r, "t.in", {"n": 7})
         w = worker(m, "echo", count, redis_url=valkey_url)
         async with running(w):
-            await until(lambda: length_at_least(r, "m.dlq.echo", 4))
-            await until(lambda: length_at_least(r, "t.out", 1))
+            await until(has(r, "m.dlq.echo", 4))
+            await until(has(r, "t.out", 1))
         letters = {f[b"source_id"]: f for _, f in await entries(r, "m.dlq.echo")}
         assert b"invalid Task payload" in letters[wrong][b"error"]
         assert b"int_parsing" in letters[wrong][b"error"]
@@ -150,8 +158,28 @@ def test_async_handler_respects_concurrency(valkey_url: str) -> None:
             await add(r, "t.in", {"n": i})
         w = worker(echo_mesh(concurrency=3), "echo", slow, redis_url=valkey_url)
         async with running(w):
-            await until(lambda: length_at_least(r, "t.out", 12))
+            await until(has(r, "t.out", 12))
         assert peak == 3
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_slow_handlers_get_smaller_reads(valkey_url: str) -> None:
+    async def slow(task: Task, ctx: Context) -> Result:
+        await asyncio.sleep(0.05)
+        return Result(n=task.n, text="")
+
+    async def scenario() -> None:
+        r = Redis.from_url(valkey_url)
+        for i in range(16):
+            await add(r, "t.in", {"n": i})
+        m = echo_mesh(concurrency=2, visibility_timeout=0.4)
+        w = worker(m, "echo", slow, redis_url=valkey_url)
+        async with running(w):
+            await until(has(r, "t.out", 16))
+        # batches of ~0.1 s (visibility_timeout / 4) at 2 x 0.05 s calls: 4 entries
+        assert 2 <= w.reader.count <= 4
         await r.aclose()
 
     asyncio.run(scenario())
@@ -179,7 +207,7 @@ def test_sync_handlers_run_in_threads_with_concurrency(valkey_url: str) -> None:
             await add(r, "t.in", {"n": i})
         w = worker(echo_mesh(concurrency=2), "echo", record, redis_url=valkey_url)
         async with running(w):
-            await until(lambda: length_at_least(r, "t.out", 20))
+            await until(has(r, "t.out", 20))
         assert loop_thread not in threads and len(threads) == 2 and active[1] == 2
         await r.aclose()
 
@@ -201,7 +229,11 @@ def test_context_carries_message_and_agent(valkey_url: str) -> None:
             await until(lambda: _acked(r, "t.in", "echo", 1))
         [ctx] = got
         assert (ctx.agent, ctx.trace, ctx.entry_id, ctx.attempt, ctx.stream) == (
-            "echo", "tr-1", eid.decode(), 1, "t.in"
+            "echo",
+            "tr-1",
+            eid.decode(),
+            1,
+            "t.in",
         )
         assert ctx.spec is m.agents["echo"] and ctx.log.name == "meshc.worker.echo"
         assert await r.xlen("t.out") == 0  # None: nothing to emit
@@ -228,16 +260,17 @@ def test_partitions_keep_the_tag_on_every_key(valkey_url: str) -> None:
             await add(r, keys.stream_key("t.in", "m", p, 4), {"n": p})
         w = worker(m, "echo", maybe_fail, redis_url=valkey_url)
         async with running(w):
-            await until(lambda: length_at_least(r, "m.dlq.echo{m:3}", 1))
+            await until(has(r, "m.dlq.echo{m:3}", 1))
             for p in range(3):
-                await until(lambda p=p: length_at_least(r, f"t.out{{m:{p}}}", 1))
+                await until(has(r, f"t.out{{m:{p}}}", 1))
         for p in range(3):
             assert payloads(await entries(r, f"t.out{{m:{p}}}")) == [{"n": p, "text": str(p)}]
-        names = sorted(k.decode() for k in await r.keys("*"))
+        names = await key_names(r, "*")
         assert names == sorted(
-            [f"t.in{{m:{p}}}" for p in range(4)] + [f"t.out{{m:{p}}}" for p in range(3)]
+            [f"t.in{{m:{p}}}" for p in range(4)]
+            + [f"t.out{{m:{p}}}" for p in range(3)]
             + ["m.dlq.echo{m:3}"]
-        )  # fmt: skip
+        )
         await r.aclose()
 
     asyncio.run(scenario())
@@ -251,7 +284,7 @@ def test_served_partitions_subset(valkey_url: str) -> None:
         await add(r, "t.in{m:1}", {"n": 1})
         w = worker(m, "echo", upper, redis_url=valkey_url, partitions=[1])
         async with running(w):
-            await until(lambda: length_at_least(r, "t.out{m:1}", 1))
+            await until(has(r, "t.out{m:1}", 1))
         assert await r.xlen("t.out{m:0}") == 0
         await r.aclose()
 

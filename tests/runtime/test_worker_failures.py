@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import orjson
+from meshc.runtime.context import Context
+from meshc.runtime.worker import run_agent
 from redis.asyncio import Redis
 from worker_kit import (
     Result,
@@ -19,15 +21,12 @@ from worker_kit import (
     add,
     echo_mesh,
     entries,
-    length_at_least,
+    has,
     payloads,
     running,
     until,
     worker,
 )
-
-from meshc.runtime.context import Context
-from meshc.runtime.worker import run_agent
 
 HERE = Path(__file__).parent
 
@@ -48,8 +47,8 @@ def test_failing_message_is_retried_then_dead_lettered_while_others_flow(valkey_
         async with running(w):
             for i in range(1, 6):  # the lane keeps flowing while the poison waits
                 await add(r, "t.in", {"n": i})
-                await until(lambda i=i: length_at_least(r, "t.out", i), timeout=2)
-            await until(lambda: length_at_least(r, "m.dlq.echo", 1))
+                await until(has(r, "t.out", i), timeout=2)
+            await until(has(r, "m.dlq.echo", 1))
         assert attempts == [1, 2, 3]
         [(_, letter)] = await entries(r, "m.dlq.echo")
         assert letter[b"source_id"] == poison and letter[b"deliveries"] == b"3"
@@ -72,10 +71,11 @@ def test_entry_past_max_deliveries_is_dead_lettered_without_running(valkey_url: 
         await r.xreadgroup("echo", "ghost", {"t.in": ">"}, count=1)
         for _ in range(3):  # three crashed deliveries
             await r.xclaim("t.in", "echo", "ghost", 0, [eid])
-        w = worker(echo_mesh(max_deliveries=3), "echo", lambda t, c: ran.append(1),
-                   redis_url=valkey_url)  # fmt: skip
+        w = worker(
+            echo_mesh(max_deliveries=3), "echo", lambda t, c: ran.append(1), redis_url=valkey_url
+        )
         async with running(w):
-            await until(lambda: length_at_least(r, "m.dlq.echo", 1))
+            await until(has(r, "m.dlq.echo", 1))
         [(_, letter)] = await entries(r, "m.dlq.echo")
         assert b"more than max_deliveries=3" in letter[b"error"]
         assert letter[b"deliveries"] == b"4" and not ran
@@ -102,7 +102,7 @@ def test_slow_worker_reclaimed_while_working_gives_one_set_of_outputs(valkey_url
             await add(r, "t.in", {"n": 1})
             await until(lambda: asyncio.sleep(0, started.is_set()))
             async with running(fast):
-                await until(lambda: length_at_least(r, "t.out", 1))
+                await until(has(r, "t.out", 1))
             await asyncio.sleep(0.9)  # the slow one finishes and commits too
         assert payloads(await entries(r, "t.out")) == [{"n": 1, "text": "attempt 2"}]
         assert slow.stats.duplicates == 1 and fast.stats.committed == 1
@@ -121,7 +121,7 @@ def test_async_handler_timeout_counts_as_a_failure(valkey_url: str) -> None:
         await add(r, "t.in", {"n": 1})
         m = echo_mesh(timeout=0.05, max_deliveries=1)
         async with running(worker(m, "echo", sleepy, redis_url=valkey_url)):
-            await until(lambda: length_at_least(r, "m.dlq.echo", 1))
+            await until(has(r, "m.dlq.echo", 1))
         [(_, letter)] = await entries(r, "m.dlq.echo")
         assert letter[b"error"].startswith(b"HandlerTimeout")
         await r.aclose()
@@ -141,8 +141,8 @@ def test_sync_handler_timeout_counts_as_a_failure(valkey_url: str) -> None:
         await add(r, "t.in", {"n": 2})
         m = echo_mesh(timeout=0.05, max_deliveries=1)
         async with running(worker(m, "echo", sleepy, redis_url=valkey_url)):
-            await until(lambda: length_at_least(r, "m.dlq.echo", 1))
-            await until(lambda: length_at_least(r, "t.out", 1))
+            await until(has(r, "m.dlq.echo", 1))
+            await until(has(r, "t.out", 1))
         [(_, letter)] = await entries(r, "m.dlq.echo")
         assert letter[b"error"].startswith(b"HandlerTimeout")
         await r.aclose()

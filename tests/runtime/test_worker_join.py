@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import Any
 
 import orjson
+from meshc.runtime import keys
+from meshc.runtime.context import Context, Joined
+from meshc.runtime.join import join_id
+from meshc.runtime.spec import JoinSpec, MeshSpec
 from redis.asyncio import Redis
 from worker_kit import (
     Part,
@@ -15,18 +20,14 @@ from worker_kit import (
     add,
     agent,
     entries,
-    length_at_least,
+    has,
+    key_names,
     mesh,
     payloads,
     running,
     until,
     worker,
 )
-
-from meshc.runtime import keys
-from meshc.runtime.context import Context, Joined
-from meshc.runtime.join import join_id
-from meshc.runtime.spec import JoinSpec, MeshSpec
 
 LANES = ("a", "b", "c")
 
@@ -35,8 +36,9 @@ def join_mesh(timeout: float = 5.0, partitions: int = 1, **kw: Any) -> MeshSpec:
     """Three lane streams ``t.part.<lane>`` joined on ``doc`` into ``t.sum``."""
     streams: dict[str, Any] = {f"t.part.{lane}": Part for lane in LANES}
     join = JoinSpec(on=("doc",), timeout=timeout, lanes={f"t.part.{x}": x for x in LANES})
-    agg = agent("agg", tuple(streams), ("t.sum",), role="aggregator", handler="merge",
-                join=join, **kw)  # fmt: skip
+    agg = agent(
+        "agg", tuple(streams), ("t.sum",), role="aggregator", handler="merge", join=join, **kw
+    )
     return mesh({**streams, "t.sum": Summary}, [agg], partitions=partitions)
 
 
@@ -56,7 +58,7 @@ def test_two_racing_aggregators_emit_exactly_one_result_per_task(valkey_url: str
             for i in range(40):
                 for lane in LANES:
                     last[f"d{i}"] = await send(r, f"d{i}", lane)
-            await until(lambda: length_at_least(r, "t.sum", 40))
+            await until(has(r, "t.sum", 40))
             await asyncio.sleep(0.2)
         rows = await entries(r, "t.sum")
         docs = [orjson.loads(f[b"data"])["doc"] for _, f in rows]
@@ -85,7 +87,7 @@ def test_join_timeout_emits_missing_then_late_partial_is_counted(valkey_url: str
             await send(r, "x", "a")
             await send(r, "x", "c")
             started = time.monotonic()
-            await until(lambda: length_at_least(r, "t.sum", 1))
+            await until(has(r, "t.sum", 1))
             assert time.monotonic() - started >= 0.25
             await send(r, "x", "b")
             await until(lambda: asyncio.sleep(0, w.stats.late == 1))
@@ -112,7 +114,7 @@ def test_failing_merge_is_retried_then_dead_lettered(valkey_url: str) -> None:
         async with running(worker(m, "agg", bad_merge, redis_url=valkey_url)):
             for lane in LANES:
                 await send(r, "y", lane)
-            await until(lambda: length_at_least(r, "m.dlq.agg", 1))
+            await until(has(r, "m.dlq.agg", 1))
         assert attempts == [1, 2] and await r.xlen("t.sum") == 0
         [(_, letter)] = await entries(r, "m.dlq.agg")
         assert letter[b"error"] == b"ValueError: cannot merge" and letter[b"deliveries"] == b"2"
@@ -139,13 +141,11 @@ def test_crash_after_store_is_recovered_by_the_sweeper(valkey_url: str) -> None:
         for lane in LANES:
             await send(r, "z", lane)
         doomed = worker(m, "agg", merge_or_crash, redis_url=valkey_url)
-        try:
+        with contextlib.suppress(SystemExit):
             await doomed.run()
-        except SystemExit:
-            pass
-        assert await r.xlen("t.sum") == 0 and await r.exists("m:agg:join:[\"z\"]")
+        assert await r.xlen("t.sum") == 0 and await r.exists('m:agg:join:["z"]')
         async with running(worker(m, "agg", merge_or_crash, redis_url=valkey_url)):
-            await until(lambda: length_at_least(r, "t.sum", 1))
+            await until(has(r, "t.sum", 1))
         assert payloads(await entries(r, "t.sum")) == [{"doc": "z", "parts": {}, "missing": []}]
         await r.aclose()
 
@@ -159,10 +159,10 @@ def test_partitioned_join_keys_share_the_tag(valkey_url: str) -> None:
         async with running(worker(m, "agg", None, redis_url=valkey_url)):
             for lane in LANES:
                 await send(r, "{odd}", lane, key=keys.stream_key(f"t.part.{lane}", "m", 1, 2))
-            await until(lambda: length_at_least(r, "t.sum{m:1}", 1))
+            await until(has(r, "t.sum{m:1}", 1))
         [summary] = payloads(await entries(r, "t.sum{m:1}"))
         assert summary["doc"] == "{odd}"
-        private = [k.decode() for k in await r.keys("m:agg:*")]
+        private = await key_names(r, "m:agg:*")
         assert private and all(k.endswith("{m:1}") and k.count("{") == 1 for k in private)
         await r.aclose()
 

@@ -12,11 +12,10 @@ from dataclasses import replace
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
-from redis.asyncio import Redis
-
 from meshc.runtime.spec import AgentSpec, JoinSpec, MeshSpec, Policy, StreamSpec
 from meshc.runtime.worker import Worker
+from pydantic import BaseModel
+from redis.asyncio import Redis
 
 
 class Task(BaseModel):
@@ -60,11 +59,12 @@ def mesh(
     name: str = "m",
 ) -> MeshSpec:
     return MeshSpec(
-        name, 1,
+        name,
+        1,
         {s: StreamSpec(s, model) for s, model in streams.items()},
         {a.name: a for a in agents},
         partitions=partitions,
-    )  # fmt: skip
+    )
 
 
 def agent(name: str, reads: tuple[str, ...], writes: tuple[str, ...], **kw: Any) -> AgentSpec:
@@ -112,11 +112,27 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> 
 async def add(r: Redis, key: str, payload: Any, **header: str) -> bytes:
     """XADD a payload (dict, or raw bytes) with optional header fields."""
     data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    return bytes(await r.xadd(key, {"data": data, **header}))
+    return await add_fields(r, key, {"data": data, **header})
+
+
+async def add_fields(r: Redis, key: str, fields: dict[Any, Any]) -> bytes:
+    eid: Any = await r.xadd(key, fields)
+    return bytes(eid)
 
 
 async def entries(r: Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    return list(await r.xrange(key))
+    rows: Any = await r.xrange(key)
+    return list(rows)
+
+
+async def key_names(r: Redis, pattern: str) -> list[str]:
+    names: Any = await r.keys(pattern)
+    return sorted(k.decode() for k in names)
+
+
+def has(r: Redis, key: str, n: int) -> Callable[[], Awaitable[bool]]:
+    """A check for ``until``: the stream holds at least ``n`` entries."""
+    return lambda: length_at_least(r, key, n)
 
 
 async def length_at_least(r: Redis, key: str, n: int) -> bool:

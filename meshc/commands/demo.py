@@ -1,0 +1,103 @@
+"""``meshc demo``: review the sample documents with the multi-lens review mesh.
+
+Starts this folder's embedded server (unless --redis or REDIS_URL names one), runs the
+mesh's agents as worker processes, submits every chunk of the documents, waits for a
+summary of each, prints them as a report, and stops the workers. Progress goes to
+stderr, the report to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from meshc.commands.server import REDIS_HELP, fail, guarded, server_url
+from meshc.commands.validate import use_color
+from meshc.demo import DemoResult, build_review_mesh, review, review_mesh_file, sample_documents
+
+NAME = "demo"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo", help="review sample documents with the example mesh", description=__doc__
+    )
+    p.add_argument(
+        "--docs",
+        type=int,
+        metavar="N",
+        help="review N documents (default: each sample once; more reuse them)",
+    )
+    p.add_argument("--redis", metavar="URL", help=REDIS_HELP)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="give up after S seconds without every summary (default 60)",
+    )
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--format", default="text", help=argparse.SUPPRESS)
+    p.set_defaults(handler=guarded(NAME, run), durability=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.docs is not None and args.docs < 1:
+        return fail(NAME, "--docs must be at least 1", 2)
+    from meshes.review import format_report
+
+    documents = sample_documents(args.docs)
+    built = build_review_mesh()
+    url = server_url(args, start=True)
+    progress = _Progress()
+    result = review(built, url, documents, timeout=args.timeout, progress=progress)
+    progress.done()
+    if not result.complete:
+        return _incomplete(result, args.timeout)
+    color = use_color(args.color, sys.stdout)
+    sys.stdout.write(format_report(result.summaries, documents, color=color))
+    print(
+        f"reviewed {len(documents)} documents ({result.chunks} chunks) in {result.seconds:.1f} s",
+        file=sys.stderr,
+    )
+    if not (args.redis or os.environ.get("REDIS_URL")):
+        print(
+            f"the embedded server keeps running at {url} (`meshc server stop` stops it)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _incomplete(result: DemoResult, timeout: float) -> int:
+    return fail(
+        NAME,
+        f"only {len(result.summaries)} of {result.chunks} chunks were reviewed within "
+        f"{timeout:g} s; `meshc status {review_mesh_file()}` shows where work waits",
+        1,
+    )
+
+
+class _Progress:
+    """``reviewed 12/20 chunks`` on stderr: rewritten in place on a terminal, else a
+    line whenever the count changes."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if done == self.last:
+            return
+        self.last = done
+        line = f"reviewed {done}/{total} chunks"
+        if self.tty:
+            sys.stderr.write(f"\r{line}")
+        else:
+            sys.stderr.write(f"{line}\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.tty and self.last >= 0:
+            sys.stderr.write("\n")

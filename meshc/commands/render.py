@@ -1,0 +1,128 @@
+"""``meshc render FILE --format …``: diagrams and a report from the validated model.
+
+The diagram goes to stdout (or ``-o PATH``); diagnostics go to stderr so that
+``meshc render m.yaml > m.mmd`` never mixes the two. An invalid mesh is not drawn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from typing import Any
+
+from meshc.api import analyze_file
+from meshc.commands.validate import emit
+from meshc.render import FORMATS, GraphvizError, LiveError, LiveStats, render
+from meshc.render.live import connect, read_live
+
+NO_SERVER = (
+    "--live needs a server: give --redis URL, set REDIS_URL, or start the embedded "
+    "server of this folder with `meshc server start`"
+)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("render", help="draw a mesh (Mermaid, DOT, SVG, PNG, HTML, text)",
+                       description=__doc__)  # fmt: skip
+    p.add_argument("file", metavar="FILE", help="mesh file (YAML)")
+    p.add_argument("--format", choices=FORMATS, default="mermaid", help="default: mermaid")
+    p.add_argument("-o", "--output", metavar="PATH", help="write here (required for png)")
+    p.add_argument("--live", action="store_true", help="annotate lengths, lag, pending, DLQ")
+    p.add_argument("--redis", metavar="URL", help="server for --live (else REDIS_URL)")
+    p.add_argument("--ascii", action="store_true", help="plain ASCII tree for --format text")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour in diagnostics")  # fmt: skip
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = _usage_problem(args)
+    if problem:
+        return _fail(problem, 2)
+    try:
+        analysis = analyze_file(args.file)
+    except OSError as err:
+        return _fail(f"{args.file}: error: cannot open: {err.strerror or err}", 2)
+    if analysis.diagnostics:
+        with contextlib.redirect_stdout(sys.stderr):
+            emit([analysis], argparse.Namespace(format="text", color=args.color))
+    if not analysis.ok or analysis.core is None:
+        return 1
+    try:
+        live = _live(args, analysis.core) if args.live else None
+        ascii = args.ascii or (not args.output and not _can_encode(sys.stdout, "└│├"))
+        out = render(
+            analysis.core, args.format, diagnostics=analysis.diagnostics, live=live, ascii=ascii
+        )
+    except (GraphvizError, LiveError) as err:
+        return _fail(f"meshc render: {err}", 1)
+    except _NoServer:
+        return _fail(f"meshc render: {NO_SERVER}", 2)
+    return _write(out, args.output)
+
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    if args.format == "png" and not args.output:
+        return "meshc render: png is binary: give -o PATH"
+    if args.redis and not args.live:
+        return "meshc render: --redis is used with --live only"
+    if args.live and args.format == "sequence":
+        return "meshc render: --live annotates the flowchart, dot, svg, png, html and text views"
+    return None
+
+
+class _NoServer(Exception):
+    """No --redis, no REDIS_URL and no embedded server of this folder."""
+
+
+def _live(args: argparse.Namespace, core: Any) -> LiveStats:
+    url = args.redis or os.environ.get("REDIS_URL") or _embedded_url()
+    if not url:
+        raise _NoServer
+    client = connect(url)
+    try:
+        return read_live(client, core)
+    finally:
+        client.close()
+
+
+def _embedded_url() -> str | None:
+    """The URL in ``.meshc/server.json`` of the current folder, if there is one."""
+    try:
+        with open(os.path.join(".meshc", "server.json"), encoding="utf-8") as handle:
+            url = json.load(handle).get("url")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return url if isinstance(url, str) and url else None
+
+
+def _can_encode(stream: Any, sample: str) -> bool:
+    try:
+        sample.encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _write(out: str | bytes, path: str | None) -> int:
+    if path is None:
+        # png never gets here (it needs -o), so stdout only ever carries text.
+        sys.stdout.write(out if isinstance(out, str) else out.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        return 0
+    data = out.encode("utf-8") if isinstance(out, str) else out
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as err:
+        return _fail(f"{path}: error: cannot write: {err.strerror or err}", 2)
+    print(f"meshc render: wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _fail(message: str, code: int) -> int:
+    print(message, file=sys.stderr)
+    return code

@@ -1,0 +1,68 @@
+"""``meshc run FILE``: start every agent of a mesh as processes and keep them running.
+
+The mesh is compiled into this folder's cache (``.meshc/build/``), so what runs is what
+``meshc compile`` writes. Each replica is a process ``python -m <mesh>.agents.<agent>``;
+a worker that dies is restarted with backoff and the restart is reported on stderr.
+Ctrl-C or SIGTERM stops every worker after it commits what it holds in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from meshc.codegen.build import Built
+from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.runtime.connect import redact
+from meshc.runtime.launch import LOG_FORMAT, run_mesh
+from meshc.runtime.supervisor import SupervisorEvent
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run every agent of a mesh, supervised", description=__doc__)
+    add_mesh_options(p)
+    p.add_argument(
+        "--durability",
+        choices=("default", "strict"),
+        default=None,
+        help="embedded server fsync: everysec (default) or always (strict)",
+    )
+    p.add_argument(
+        "--acl",
+        action="store_true",
+        help="apply the compiled ACL rules, one server user per agent (not yet supported: exits 2)",
+    )
+    p.set_defaults(handler=guarded("run", run))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.acl:
+        return fail(
+            "run",
+            "--acl is not yet supported; run without it for now "
+            "(`meshc compile` already writes the rules to acl.py)",
+            2,
+        )
+    built, spec = load(args)
+    url = server_url(args, start=True)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger("meshc.run").info(
+        "mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url)
+    )
+    return run_mesh(spec, built.package, url, extra_env=worker_env(built), on_event=_quiet)
+
+
+def worker_env(built: Built) -> dict[str, str]:
+    """PYTHONPATH for the workers: the compiled package, then this folder (user handlers)."""
+    paths = [str(built.root), str(Path.cwd())]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+def _quiet(_event: SupervisorEvent) -> None:
+    """The supervisor logs every event itself; a second report would double each line."""

@@ -1,0 +1,87 @@
+"""``meshc submit FILE STREAM``: write tasks into an intake stream.
+
+The task is ``--json '{…}'``, or one JSON object per line on stdin. Every line is
+checked against the stream's type first and nothing is written unless all of them
+fit, so a bad line at the end never leaves half a batch behind. Prints one line per
+task: its entry id and its trace (the id to wait for, or to find in ``meshc tail``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.runtime.client import MeshClient
+from meshc.runtime.spec import MeshSpec
+from pydantic import ValidationError
+
+NAME = "submit"
+
+
+class _BadLine(Exception):
+    """One input line that is not a JSON object fitting the stream's type."""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("submit", help="write tasks into an intake stream", description=__doc__)
+    add_mesh_options(p)
+    p.add_argument("stream", metavar="STREAM", help="intake stream (written by a producer)")
+    p.add_argument("--json", metavar="OBJECT", help="one task as JSON (else JSON lines on stdin)")
+    p.set_defaults(handler=guarded(NAME, run))
+
+
+def run(args: argparse.Namespace) -> int:
+    _, spec = load(args)
+    if args.stream not in spec.streams:
+        return fail(NAME, f"mesh {spec.name!r} has no stream {args.stream!r}", 2)
+    lines = [("--json", args.json)] if args.json is not None else _stdin_lines()
+    try:
+        payloads = [_payload(spec, args.stream, where, text) for where, text in lines]
+    except _BadLine as err:
+        return fail(NAME, f"{err}; nothing was submitted", 1)
+    if not payloads:
+        return fail(NAME, "no task: give --json '{...}' or JSON lines on stdin", 2)
+    with MeshClient(spec, server_url(args)) as client:
+        submitted = client.submit_many(payloads, args.stream)
+    for s in submitted:
+        print(f"{s.entry_id} {s.trace}")
+    return 0
+
+
+def _stdin_lines() -> Iterable[tuple[str, str]]:
+    if sys.stdin.isatty():
+        print("reading one JSON task per line; Ctrl-D ends", file=sys.stderr)
+    for number, line in enumerate(sys.stdin, start=1):
+        if line.strip():
+            yield f"stdin:{number}", line
+
+
+def _payload(spec: MeshSpec, stream: str, where: str, text: str) -> dict[str, Any]:
+    """The parsed object, checked against the stream's model (errors name the line)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        raise _BadLine(f"{where}: invalid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise _BadLine(f"{where}: a task is a JSON object, not {type(value).__name__}")
+    model = spec.streams[stream].model
+    try:
+        model.model_validate(value)
+    except ValidationError as err:
+        raise _BadLine(
+            f"{where}: does not fit {stream} ({model.__name__}): {_problems(err)}"
+        ) from None
+    return value
+
+
+def _problems(err: ValidationError) -> str:
+    """Pydantic's errors on one line: ``field: message; …``."""
+    parts = []
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(x) for x in e["loc"]) or "(payload)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,187 @@
+"""``meshc demo``: the review mesh over the sample documents, end to end.
+
+It runs exactly what a user would: the example mesh ``meshes/doc_review.yaml`` is
+compiled into this folder's cache, its agents run as supervised worker processes,
+the documents are cut into chunks and submitted through the intake stream, and the
+summaries are read back from the terminal stream. Nothing is faked, so a demo that
+works says the whole chain works on this machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.resources import as_file, files
+from typing import Any, cast
+
+from meshc.codegen.build import Built, build_cached
+from meshc.commands.run import worker_env
+from meshc.runtime.client import MeshClient, RawEntry, Submitted, id_order, stream_keys
+from meshc.runtime.launch import worker_commands
+from meshc.runtime.spec import MeshSpec
+from meshc.runtime.supervisor import WorkerCommand, supervise
+
+MESH_FILE = "doc_review.yaml"
+SUMMARY_STREAM = "doc.review.summary"
+MAX_CHARS = 2000
+POLL = 0.25
+# Workers log every start and stop at INFO; the demo's output is the report, so they
+# run with WARNING (restarts and handler errors still show).
+_QUIET_WORKER = (
+    "import logging, runpy, sys; "
+    "logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s'); "
+    "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
+)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """The documents reviewed and the summaries that came back (one per chunk)."""
+
+    documents: dict[str, str]
+    chunks: int
+    summaries: list[dict[str, Any]]
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return len(self.summaries) == self.chunks
+
+
+def sample_documents(count: int | None = None) -> dict[str, str]:
+    """The sample documents; ``count`` of them, reusing samples under new ids if needed."""
+    from meshes import load_samples
+
+    samples = load_samples()
+    if count is None:
+        return samples
+    names = list(samples)
+    docs: dict[str, str] = {}
+    for i in range(count):
+        name = names[i % len(names)]
+        copy = i // len(names)
+        docs[name if copy == 0 else f"{name}-{copy + 1}"] = samples[name]
+    return docs
+
+
+def review_mesh_file() -> str:
+    """Where the packaged review mesh is, for messages (``meshc status <it>``)."""
+    return str(files("meshes").joinpath(MESH_FILE))
+
+
+def build_review_mesh() -> Built:
+    """Compile the packaged review mesh into this folder's cache (any working folder)."""
+    with as_file(files("meshes").joinpath(MESH_FILE)) as path:
+        return build_cached(str(path))
+
+
+def review(
+    built: Built,
+    url: str,
+    documents: dict[str, str],
+    *,
+    timeout: float = 60.0,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """Run the mesh's workers, submit every chunk, and collect every summary.
+
+    Each run tags its document ids (``incident-report@1a2b3c``): the aggregator joins
+    on (doc_id, chunk_id) and remembers finished joins for a day, so a second demo on
+    the same server would otherwise see its partials counted as late and get no
+    summaries. The report shows the plain ids again.
+    """
+    spec = built.load_spec()
+    tag = secrets.token_hex(3)
+    tasks = review_tasks(documents, tag)
+    began = time.monotonic()
+    with MeshClient(spec, url) as client, running_workers(spec, built, url):
+        since = _last_id(client)
+        submitted = client.submit_many(tasks)
+        summaries = collect(client, submitted, since, timeout, progress)
+    for summary in summaries:
+        summary["doc_id"] = summary["doc_id"].removesuffix(f"@{tag}")
+    return DemoResult(documents, len(tasks), summaries, time.monotonic() - began)
+
+
+def review_tasks(documents: dict[str, str], tag: str = "") -> list[dict[str, Any]]:
+    """The chunks of every document as review tasks, doc ids suffixed ``@tag`` if given."""
+    from meshes.review import split_document
+
+    suffix = f"@{tag}" if tag else ""
+    return [
+        dict(task)
+        for doc_id, text in documents.items()
+        for task in split_document(doc_id + suffix, text, MAX_CHARS)
+    ]
+
+
+def collect(
+    client: MeshClient,
+    submitted: list[Submitted],
+    since: str,
+    timeout: float,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """The summaries of ``submitted``, in submission order, as they arrive.
+
+    Short waits in a loop rather than one long one, so that progress can be reported.
+    """
+    wanted = {s.trace for s in submitted}
+    found: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    while wanted and time.monotonic() < deadline:
+        window = min(POLL, max(0.0, deadline - time.monotonic()))
+        results = client.wait_many(wanted, stream=SUMMARY_STREAM, timeout=window, since=since)
+        for trace, result in results.items():
+            found[trace] = result.data
+        wanted -= set(results)
+        if progress is not None:
+            progress(len(found), len(submitted))
+    return [found[s.trace] for s in submitted if s.trace in found]
+
+
+@contextlib.contextmanager
+def running_workers(spec: MeshSpec, built: Built, url: str) -> Iterator[None]:
+    """Every agent's replicas as supervised processes for the body of the block.
+
+    Like ``meshc run`` (``launch.run_mesh``), but the supervisor runs on a thread that
+    the block stops, and the workers log warnings only. The supervisor reports
+    restarts itself (logging, WARNING).
+    """
+    stop = threading.Event()
+    env = worker_env(built)
+    commands = [_quiet(c) for c in worker_commands(spec, built.package, lambda _a: url, env)]
+    thread = threading.Thread(
+        target=supervise,
+        args=(commands,),
+        kwargs={"stop": stop, "grace": 10.0},
+        name="meshc-demo-supervisor",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _quiet(command: WorkerCommand) -> WorkerCommand:
+    python, _, module = command.argv
+    return WorkerCommand(command.name, [python, "-c", _QUIET_WORKER, module], command.env)
+
+
+def _last_id(client: MeshClient) -> str:
+    """Where the summary stream ends now: the summaries of an earlier demo are not ours."""
+    ends = [
+        entry[0].decode()
+        for key in stream_keys(client.mesh, SUMMARY_STREAM)
+        for entry in cast(list[RawEntry], client.redis.xrevrange(key, count=1))
+    ]
+    return max(ends, key=id_order, default="0")

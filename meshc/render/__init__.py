@@ -1,0 +1,71 @@
+"""Diagrams of a validated mesh: pure functions of the core mesh, one module per format.
+
+``mermaid`` (flowchart), ``sequence`` (Mermaid sequence of one task), ``dot``
+(Graphviz source), ``text`` (a tree for the terminal) and ``html`` (a report) are
+deterministic text; ``svg`` and ``png`` run Graphviz on the DOT text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from meshc.diagnostics import Diagnostic
+from meshc.expand import CoreMesh
+from meshc.render.dot import dot
+from meshc.render.engine import GraphvizError, graphviz_command, run_graphviz
+from meshc.render.html import report
+from meshc.render.live import LiveError, LiveStats
+from meshc.render.mermaid import flowchart
+from meshc.render.sequence import sequence
+from meshc.render.text import text
+
+FORMATS = ("mermaid", "sequence", "dot", "svg", "png", "html", "text")
+BINARY = ("png",)
+
+__all__ = [
+    "BINARY",
+    "FORMATS",
+    "GraphvizError",
+    "LiveError",
+    "LiveStats",
+    "dot",
+    "flowchart",
+    "graphviz_command",
+    "render",
+    "report",
+    "run_graphviz",
+    "sequence",
+    "text",
+]
+
+
+def render(
+    core: CoreMesh,
+    fmt: str,
+    *,
+    diagnostics: Sequence[Diagnostic] = (),
+    live: LiveStats | None = None,
+    ascii: bool = False,
+) -> str | bytes:
+    """One format of ``core``; bytes for png, str otherwise.
+
+    Raises ValueError for an unknown format and GraphvizError when svg, png or html
+    cannot run Graphviz. ``live`` is not drawn in the sequence diagram, which shows
+    one task rather than the state of the server.
+    """
+    if fmt == "mermaid":
+        return flowchart(core, live)
+    if fmt == "sequence":
+        return sequence(core)
+    if fmt == "dot":
+        return dot(core, live)
+    if fmt == "text":
+        return text(core, live, ascii=ascii)
+    if fmt == "svg":
+        return run_graphviz(dot(core, live), "svg").decode("utf-8")
+    if fmt == "png":
+        return run_graphviz(dot(core, live), "png")
+    if fmt == "html":
+        svg = run_graphviz(dot(core, live), "svg").decode("utf-8")
+        return report(core, svg, diagnostics, live)
+    raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")

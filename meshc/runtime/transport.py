@@ -1,0 +1,45 @@
+"""How a worker connects: the one place to swap in a cluster client later.
+
+redis-py's asyncio connections pack commands in pure Python, re-joining the growing
+buffer for every argument; a commit script call carries thousands of arguments per
+batch, which made packing the biggest cost of the hot path. The connection class is
+given hiredis's C packer instead (what redis-py's own synchronous client uses),
+keeping TLS and unix-socket classes as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hiredis import pack_command as _hiredis_pack
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+
+
+def make_client(redis_url: str) -> Redis:
+    """An asyncio client for ``redis://``, ``rediss://`` or ``unix://`` URLs (bytes replies)."""
+    client = Redis.from_url(redis_url, decode_responses=False)
+    pool = client.connection_pool
+    pool.connection_class = _with_hiredis_packer(pool.connection_class)
+    return client
+
+
+def _with_hiredis_packer(cls: type[AbstractConnection]) -> type[AbstractConnection]:
+    """A subclass of ``cls`` (made once per class) whose commands hiredis packs."""
+    packed = _PACKED.get(cls)
+    if packed is None:
+        packed = _PACKED[cls] = type(f"Packed{cls.__name__}", (cls,), {"pack_command": _pack})
+    return packed
+
+
+def _pack(self: AbstractConnection, *args: Any) -> list[bytes]:
+    """redis-py's own hiredis serializer, minus its per-call conversions we never need."""
+    first = args[0]
+    if isinstance(first, str):
+        args = (*first.encode().split(), *args[1:])
+    elif b" " in first:
+        args = (*first.split(), *args[1:])
+    return [_hiredis_pack(args)]
+
+
+_PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {}

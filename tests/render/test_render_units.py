@@ -1,0 +1,56 @@
+"""Small pieces: ids, escaping, ordering, and sizes that must not break a renderer."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from meshc.api import analyze_text
+from meshc.render import render
+from meshc.render.common import unique_ids
+from meshc.render.dot import quote
+from meshc.render.mermaid import escape
+from meshc.render.sequence import escape as seq_escape
+
+
+def test_unique_ids_are_safe_unique_and_stable() -> None:
+    names = ["a.b", "a-b", "a_b", "a_b_2", "x"]
+    ids = unique_ids(names, "s_")
+    assert ids == {
+        "a-b": "s_a_b",
+        "a.b": "s_a_b_2",
+        "a_b": "s_a_b_3",
+        "a_b_2": "s_a_b_2_2",
+        "x": "s_x",
+    }
+    assert unique_ids(reversed(names), "s_") == ids
+
+
+def test_escapes() -> None:
+    assert escape('say "hi" <b> #1') == "say #quot;hi#quot; #lt;b#gt; #35;1"
+    assert seq_escape("a;b #c") == "a#59;b #35;c"
+    assert quote('a "b" \\ c') == '"a \\"b\\" \\\\ c"'
+
+
+def _chain(n: int) -> str:
+    streams = {f"s.{i}": {"type": "T"} for i in range(n)}
+    streams[f"s.{n - 1}"]["terminal"] = True
+    agents: dict[str, dict] = {"p": {"role": "producer", "writes": ["s.0"]}}
+    for i in range(1, n):
+        agents[f"a{i}"] = {
+            "role": "specialist", "reads": [f"s.{i - 1}"], "writes": [f"s.{i}"],
+            "handler": "m:f",
+        }  # fmt: skip
+    mesh = {"mesh": "chain", "version": 1, "types": {"T": {"id": "str"}}}
+    return yaml.safe_dump({**mesh, "streams": streams, "agents": agents})
+
+
+def test_a_long_chain_renders_quickly_and_without_recursion_errors() -> None:
+    analysis = analyze_text(_chain(1500), "chain.yaml")
+    assert analysis.ok and analysis.core is not None
+    start = time.monotonic()
+    for fmt in ("mermaid", "sequence", "dot", "text"):
+        out = render(analysis.core, fmt)
+        assert "s.1499" in str(out)
+    assert time.monotonic() - start < 10
