@@ -95,7 +95,9 @@ def acl_rules(core: CoreMesh) -> dict[str, str]:
         outs = [_pattern(core, s) for s in sorted(set(agent.write_names))]
         dlq = _pattern(core, f"{core.name}.dlq.{name}")
         private = f"{core.name}:{name}:*"
-        root = " ".join(f"%RW~{k}" for k in [*ins, *outs, dlq])
+        # A script's declared keys must all pass one selector, so the root permissions
+        # cover the private keys too; the commands on them come from the private selector.
+        root = " ".join(f"%RW~{k}" for k in [*ins, *outs, dlq, private])
         xadd = " ".join(f"%W~{k}" for k in [*outs, dlq])
         private_sel = " ".join(PRIVATE_COMMANDS) + f" %RW~{private}"
         rules[name] = (

@@ -15,7 +15,7 @@ from typing import Any
 
 import networkx as nx
 from meshc import __version__
-from meshc.codegen.acl import acl_rules
+from meshc.codegen.acl import acl_rules, operator_name, operator_rule, username
 from meshc.expand import CoreAgent, CoreMesh, CoreStream
 from meshc.typeexpr import TypeExpr, parse_type
 
@@ -74,6 +74,8 @@ class MeshCtx:
     streams: list[str]
     agents: list[AgentCtx]
     acl: list[tuple[str, str]]
+    acl_users: list[tuple[str, str]]
+    operator: tuple[str, str]
     mermaid: str
     readme_rows: list[tuple[str, str, str, str]]
     spec_head: str
@@ -104,6 +106,8 @@ def build_context(core: CoreMesh, source_path: str, raw: bytes, mermaid: str) ->
         streams=[_stream_spec(s) for s in _sorted(core.streams)],
         agents=[_agent_ctx(core, a) for a in _sorted(core.agents)],
         acl=sorted(acl_rules(core).items()),
+        acl_users=[(name, username(core.name, name)) for name in sorted(core.agents)],
+        operator=(operator_name(core.name), operator_rule(core)),
         mermaid=mermaid,
         readme_rows=[
             (a.name, a.role, ", ".join(a.read_names) or "-", ", ".join(a.write_names) or "-")

@@ -38,7 +38,8 @@ th { background: #f8fafc; font-weight: 600; }
 code { font: .85rem ui-monospace, "DejaVu Sans Mono", monospace; }
 .warning { color: #b45309; } .error, .dead { color: #dc2626; font-weight: 600; }
 .none { color: #94a3b8; }
-.policy { color: #64748b; font-size: .8rem; } .policy b { color: #0f172a; }
+.policy { color: #64748b; font-size: .85rem; } .policy b { color: #0f172a; }
+.policy summary { cursor: pointer; }
 """
 
 
@@ -155,17 +156,21 @@ def _agent_row(agent: CoreAgent, live: LiveStats | None) -> list[str]:
 
 
 def _policy(agent: CoreAgent) -> str:
-    """The effective policy; values set by the mesh (not meshc's defaults) in bold."""
+    """What the mesh sets (meshc's defaults folded away), then every effective value."""
     if agent.role == "producer":
         return '<span class="none">— (an identity for outside writers)</span>'
-    out = []
-    for key in sorted(agent.policy):
-        value = agent.policy[key]
-        if value is None:
-            continue
-        shown = _e(f"{key} {value:g}s" if key in DURATIONS else f"{key} {value}")
-        out.append(shown if value == POLICY_DEFAULTS.get(key) else f"<b>{shown}</b>")
-    return '<span class="policy">' + ", ".join(out) + "</span>"
+    shown = {
+        key: _e(f"{key} {value:g}s" if key in DURATIONS else f"{key} {value}")
+        for key, value in sorted(agent.policy.items())
+        if value is not None
+    }
+    changed = [text for key, text in shown.items() if agent.policy[key] != POLICY_DEFAULTS.get(key)]
+    head = ", ".join(f"<b>{t}</b>" for t in changed) or "defaults"
+    return (
+        f'<details class="policy"><summary>{head}</summary>'
+        + "<br>".join(shown.values())
+        + "</details>"
+    )
 
 
 def _stream_head(live: LiveStats | None) -> list[str]:

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -103,8 +104,16 @@ def run_mesh(
     url_for: Callable[[str], str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     on_event: Callable[[SupervisorEvent], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
+    """Supervise one process per replica until a signal (or ``stop``, from another thread).
+
+    ``url_for`` gives each agent its own URL (with its credentials when ACLs are on);
+    ``extra_env`` is added to every worker's environment (PYTHONPATH, for instance).
+    """
     commands = worker_commands(mesh, package, url_for or (lambda _agent: url), extra_env)
     log = logging.getLogger("meshc.run")
     log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
-    return supervise(commands, on_event=on_event or (lambda e: log.info("%s", e.describe())))
+    return supervise(
+        commands, on_event=on_event or (lambda e: log.info("%s", e.describe())), stop=stop
+    )

@@ -71,7 +71,11 @@ _NOT_INTENSIFIED = wordset(
     "much well few first last same least best end beginning and or but nor the a an to of in "
     "on for with at by as that which who is are was were be been it this these those than so if"
 )
-_ACTOR_STOP = wordset("from after before during when while because since until last yesterday")
+
+# Words that end a "by …" actor: "by the release manager on Monday" → "the release manager".
+_ACTOR_STOP = _NOT_INTENSIFIED | wordset(
+    "from after before during when while because since until last yesterday"
+)
 _PRONOUN_ACTORS = wordset("the a an our their his her its my your this that these those each every")
 # Past tenses that differ from the participle, to turn "was written by X" into "X wrote".
 _PAST = word_map(
@@ -210,7 +214,7 @@ def _trim_actor(words: str) -> str:
     """ "the release manager on the previous evening" → "the release manager"."""
     kept: list[str] = []
     for word in words.split():
-        if kept and word.lower() in _NOT_INTENSIFIED | _ACTOR_STOP:
+        if kept and word.lower() in _ACTOR_STOP:
             break
         kept.append(word)
     return " ".join(kept)

@@ -44,7 +44,7 @@ _PLURAL_IS = re.compile(
     re.I,
 )
 _NUMBER_OF = re.compile(r"(?<![\w'’-])the number of\s+[^\W\d_]+\s+(are|were|have)\b", re.I)
-_NOT_PLURAL = frozenset({"news", "series", "species", "means", "physics", "mathematics", "its"})
+_NOT_PLURAL = frozenset({"news", "series", "species", "means", "physics", "mathematics"})
 _VERB_SWAP = {"is": "are", "was": "were", "has": "have", "are": "is", "were": "was", "have": "has"}
 
 # Verb forms by subject: "s" (he, she, it), "1" (I) and "p" (we, you, they).
@@ -72,12 +72,13 @@ _AGREEMENT |= {f"{who} are": f"{who} is" for who in ("everyone", "everybody", "n
 _AGREEMENT_RE = phrase_pattern(_AGREEMENT)
 # "if it were", "I wish I were": the subjunctive; "does he have", "let it have": infinitives.
 _EXCUSED_BY = {
-    "were": frozenset({"if", "though", "wish", "wished", "that"}),
+    "were": frozenset({"if", "though", "wish", "wished", "that", "as"}),
     "have": wordset(
         "does did do will would can could should may might must shall to let make makes made "
         "help helps that doesn't didn't won't wouldn't can't couldn't"
     ),
 }
+_NUMBERED = wordset("part phase chapter section volume stage type level war act book appendix step")
 
 # Vowel letters that sound like consonants ("a university") and the reverse ("an hour").
 _YOU_SOUND = ("uni", "unan", "use", "usa", "usu", "uti", "uto", "ura", "ure", "uri", "ubi", "eu")
@@ -120,9 +121,11 @@ def _ends_heading(text: str, m: re.Match[str]) -> bool:
 def _agreement(m: re.Match[str]) -> Finding | None:
     written = normal(m.group())
     words = written.split()
-    excused = _EXCUSED_BY.get(words[-1], frozenset())
-    if _previous_word(m.string, m.start()) in excused:
+    previous = _previous_word(m.string, m.start())
+    if previous in _EXCUSED_BY.get(words[-1], frozenset()):
         return None
+    if words[0] == "i" and previous in _NUMBERED:
+        return None  # "Part I is", "Phase I was": a Roman numeral
     fixed = match_case(_AGREEMENT[written], m.group())
     message = f'Subject and verb disagree: "{m.group()}" should be "{fixed}".'
     return finding(m.span(), "error", message, fixed)

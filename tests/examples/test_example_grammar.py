@@ -90,6 +90,7 @@ NEGATIVE = [
     "A REST API, a SQL query, an SQL query, a RAM upgrade.",
     "Plan A is fine, and option A or B both work.",
     "If it were up to me, I wish I were there.",
+    "Part I is done, so to speak, as it were.",
     "Does it have a cache? Let it have its way.",
     "We might of course try again.",
     "The team did its own review; its goal was clear.",

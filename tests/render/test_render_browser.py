@@ -12,8 +12,8 @@ import struct
 from html.parser import HTMLParser
 from pathlib import Path
 
-from conftest import EXAMPLES, Browser, example_core
 from meshc.render import render
+from render_support import EXAMPLES, Browser, example_core
 
 PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><script src="{mermaid}"></script></head>

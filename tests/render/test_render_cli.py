@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from meshc.cli import main
+from render_support import ROOT
 
 DOC = str(ROOT / "meshes" / "doc_review.yaml")
 

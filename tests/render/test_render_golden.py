@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLE_IDS, EXAMPLES, example_core
 from meshc.api import analyze_text
 from meshc.render import render
+from render_support import EXAMPLE_IDS, EXAMPLES, example_core
 
 SUFFIX = {"mermaid": "mmd", "sequence": "seq.mmd", "dot": "dot", "text": "txt"}
 

@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_IDS, EXAMPLES, example_core
 from meshc.api import analyze_text
 from meshc.graph import build
 from meshc.render import render
 from render_parse import from_graph
+from render_support import EXAMPLE_IDS, EXAMPLES, example_core
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import redis
-from conftest import ROOT
 from meshc.api import analyze_text
 from meshc.render import render
 from meshc.render.live import GroupStats, read_live
+from render_support import ROOT
 
 DOC_REVIEW = ROOT / "meshes" / "doc_review.yaml"
 PIPELINE = (ROOT / "meshes" / "pipeline.yaml").read_text(encoding="utf-8")

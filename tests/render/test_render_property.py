@@ -7,9 +7,9 @@ still be unique and every edge must land on the right node.
 
 from __future__ import annotations
 
+import json
 import keyword
 
-import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from meshc.api import analyze_text
@@ -58,7 +58,8 @@ def mesh_texts(draw: st.DrawFn) -> str:
     }
     if draw(st.booleans()):
         _add_family(mesh, draw(LANES), draw(st.sampled_from(streams)))
-    return yaml.safe_dump(mesh, sort_keys=False)
+    # JSON is YAML with every string quoted: a name like `-.2` must not become a number.
+    return json.dumps(mesh, indent=1)
 
 
 def _add_family(mesh: dict, lanes: dict, source: str) -> None:

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 from render_parse import Parsed, parse_dot, parse_mermaid
+from render_support import ROOT
 
 LENSES = ("grammar", "clarity", "tone", "structure")
 

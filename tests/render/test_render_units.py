@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import yaml
-
 from meshc.api import analyze_text
 from meshc.render import render
 from meshc.render.common import unique_ids

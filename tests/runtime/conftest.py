@@ -6,6 +6,8 @@ fast), no persistence, a flushed database for every test that asks for ``valkey_
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import time
@@ -23,13 +25,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def valkey_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start ``valkey-server`` on a free port; yield its URL; kill it at session end."""
-    folder: Path = tmp_path_factory.mktemp("valkey")
+def _server_binary(kind: str) -> str:
+    """The embedded Valkey 9, or Debian's Redis 7.0 (required in CI, skipped elsewhere)."""
+    if kind == "valkey":
+        return str(get_binary_path())
+    found = shutil.which("redis-server")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; .ci/run installs Debian's redis-server")
+        pytest.skip("redis-server (Debian's Redis 7.0) is not installed")
+    return found
+
+
+@pytest.fixture(scope="session", params=["valkey", "redis"])
+def valkey_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Start the server on a free port; yield its URL; kill it at session end.
+
+    Every runtime test runs against the embedded Valkey 9 and against Debian's Redis
+    7.0 (``redis-server`` on the PATH), the two servers meshc is tested with.
+    """
+    binary = _server_binary(request.param)
+    folder: Path = tmp_path_factory.mktemp(request.param)
     port = _free_port()
     args = [
-        str(get_binary_path()),
+        binary,
         "--port",
         str(port),
         "--bind",

@@ -1,0 +1,127 @@
+"""Apply a compiled mesh's ACL rules: one server user per agent, plus an operator.
+
+The rules come from the generated package's ``acl.py`` (no secrets there). Passwords
+come from the environment (``MESHC_ACL_PASSWORD_<USER>``, the user name upper-cased
+with every other character than letters and digits turned into ``_``) or from a
+secret file (JSON ``{user: password}``, created with random passwords and mode 0600
+when absent). Workers receive their credentials in the environment, never in argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import redis
+
+ENV_PREFIX = "MESHC_ACL_PASSWORD_"
+
+
+class AclError(Exception):
+    """Raised when rules cannot be applied (no ACL support, bad rule, no admin right)."""
+
+
+def env_name(user: str) -> str:
+    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", user).upper()
+
+
+def split_rule(rule: str) -> list[str]:
+    """ACL SETUSER arguments: words, with each ``( … )`` selector kept as one argument."""
+    args: list[str] = []
+    depth, current = 0, ""
+    for ch in rule:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == " " and depth == 0:
+            if current:
+                args.append(current)
+            current = ""
+        else:
+            current += ch
+    if current:
+        args.append(current)
+    return args
+
+
+def load_passwords(users: list[str], secret_file: Path) -> dict[str, str]:
+    """A password per user: the environment first, then the secret file (grown as needed)."""
+    stored: dict[str, str] = {}
+    if secret_file.exists():
+        try:
+            stored = json.loads(secret_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise AclError(f"cannot read the secret file {secret_file}: {err}") from err
+    out, grown = {}, False
+    for user in users:
+        from_env = os.environ.get(env_name(user))
+        if from_env:
+            out[user] = from_env
+            continue
+        if user not in stored:
+            stored[user] = secrets.token_urlsafe(24)
+            grown = True
+        out[user] = stored[user]
+    if grown:
+        _write_secret(secret_file, stored)
+    return out
+
+
+def _write_secret(path: Path, data: Mapping[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(dict(sorted(data.items())), handle, indent=2)
+    os.chmod(path, 0o600)
+
+
+_UNKNOWN = re.compile(r"modifier '\+([a-z|_-]+)': Unknown command")
+
+
+def apply_users(
+    client: redis.Redis, rules: Mapping[str, str], passwords: Mapping[str, str]
+) -> list[str]:
+    """``ACL SETUSER <user> reset on ><password> <rules…>`` for each user.
+
+    A command that this server version does not know (``CLIENT SETINFO`` before Redis
+    7.2) is dropped from the rules rather than failing them; the names dropped are
+    returned. Anything else the server refuses raises AclError.
+    """
+    dropped: list[str] = []
+    for user, rule in rules.items():
+        args = split_rule(rule)
+        while True:
+            try:
+                client.execute_command(
+                    "ACL", "SETUSER", user, "reset", "on", f">{passwords[user]}", *args
+                )
+                break
+            except redis.ResponseError as err:
+                unknown = _UNKNOWN.search(str(err))
+                if unknown is None or f"+{unknown.group(1)}" not in args:
+                    raise AclError(f"the server refused the rules of {user}: {err}") from err
+                args.remove(f"+{unknown.group(1)}")
+                dropped.append(unknown.group(1))
+    return sorted(set(dropped))
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """The URL with this user's credentials (kept out of argv and logs by the caller)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    if parts.scheme == "unix":
+        query = parts.query + ("&" if parts.query else "")
+        query += f"username={quote(user, safe='')}&password={quote(password, safe='')}"
+        return urlunsplit((parts.scheme, "", parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
