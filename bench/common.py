@@ -344,11 +344,13 @@ def fmt(value: Any) -> str:
 def format_table(t: Table) -> str:
     cells = [t.columns] + [[fmt(v) for v in row] for row in t.rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(t.columns))]
+    left = [all(isinstance(row[i], str) for row in t.rows) for i in range(len(t.columns))]
     lines = [f"## {t.title}", ""]
     lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |")
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines.append("|" + "|".join(("-" * (w + 1) + ("-" if lt else ":")) for w, lt in zip(widths, left)) + "|")
     for row in cells[1:]:
-        lines.append("| " + " | ".join(c.rjust(w) for c, w in zip(row, widths)) + " |")
+        padded = (c.ljust(w) if lt else c.rjust(w) for c, w, lt in zip(row, widths, left))
+        lines.append("| " + " | ".join(padded) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -3,12 +3,25 @@
 # ruff: noqa: E501
 """ACL rules, one user per agent; passwords are added when applied (meshc run --acl)."""
 
+USERS = {
+    "asker": "qa_slots.asker",
+    "picker": "qa_slots.picker",
+    "slot_0": "qa_slots.slot_0",
+    "slot_1": "qa_slots.slot_1",
+    "slot_2": "qa_slots.slot_2",
+    "slot_3": "qa_slots.slot_3",
+    "splitter": "qa_slots.splitter",
+}
+
+OPERATOR_USER = "qa_slots.operator"
+OPERATOR_RULE = "resetchannels -@all +ping +client|setinfo +client|setname +xadd +xlen +xrange +xrevrange +xread +xinfo +xpending +xtrim +xdel +xgroup|create +get +mget +exists +scan +eval +evalsha +time ~qa.answers ~qa.questions ~qa.scored.0 ~qa.scored.1 ~qa.scored.2 ~qa.scored.3 ~qa.slot.0 ~qa.slot.1 ~qa.slot.2 ~qa.slot.3 ~qa_slots.dlq.asker ~qa_slots.dlq.picker ~qa_slots.dlq.slot_0 ~qa_slots.dlq.slot_1 ~qa_slots.dlq.slot_2 ~qa_slots.dlq.slot_3 ~qa_slots.dlq.splitter ~qa_slots:*"
+
 RULES = {
     "asker": "resetchannels -@all +ping +client|setinfo +client|setname +xadd +xlen +xinfo %RW~qa.questions",
-    "picker": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.scored.0 %RW~qa.scored.1 %RW~qa.scored.2 %RW~qa.scored.3 %RW~qa.answers %RW~qa_slots.dlq.picker (+xadd %W~qa.answers %W~qa_slots.dlq.picker) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:picker:*)",
-    "slot_0": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.0 %RW~qa.scored.0 %RW~qa_slots.dlq.slot_0 (+xadd %W~qa.scored.0 %W~qa_slots.dlq.slot_0) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_0:*)",
-    "slot_1": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.1 %RW~qa.scored.1 %RW~qa_slots.dlq.slot_1 (+xadd %W~qa.scored.1 %W~qa_slots.dlq.slot_1) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_1:*)",
-    "slot_2": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.2 %RW~qa.scored.2 %RW~qa_slots.dlq.slot_2 (+xadd %W~qa.scored.2 %W~qa_slots.dlq.slot_2) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_2:*)",
-    "slot_3": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.3 %RW~qa.scored.3 %RW~qa_slots.dlq.slot_3 (+xadd %W~qa.scored.3 %W~qa_slots.dlq.slot_3) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_3:*)",
-    "splitter": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.questions %RW~qa.slot.0 %RW~qa.slot.1 %RW~qa.slot.2 %RW~qa.slot.3 %RW~qa_slots.dlq.splitter (+xadd %W~qa.slot.0 %W~qa.slot.1 %W~qa.slot.2 %W~qa.slot.3 %W~qa_slots.dlq.splitter) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:splitter:*)",
+    "picker": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.scored.0 %RW~qa.scored.1 %RW~qa.scored.2 %RW~qa.scored.3 %RW~qa.answers %RW~qa_slots.dlq.picker %RW~qa_slots:picker:* (+xadd %W~qa.answers %W~qa_slots.dlq.picker) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:picker:*)",
+    "slot_0": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.0 %RW~qa.scored.0 %RW~qa_slots.dlq.slot_0 %RW~qa_slots:slot_0:* (+xadd %W~qa.scored.0 %W~qa_slots.dlq.slot_0) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_0:*)",
+    "slot_1": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.1 %RW~qa.scored.1 %RW~qa_slots.dlq.slot_1 %RW~qa_slots:slot_1:* (+xadd %W~qa.scored.1 %W~qa_slots.dlq.slot_1) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_1:*)",
+    "slot_2": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.2 %RW~qa.scored.2 %RW~qa_slots.dlq.slot_2 %RW~qa_slots:slot_2:* (+xadd %W~qa.scored.2 %W~qa_slots.dlq.slot_2) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_2:*)",
+    "slot_3": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.slot.3 %RW~qa.scored.3 %RW~qa_slots.dlq.slot_3 %RW~qa_slots:slot_3:* (+xadd %W~qa.scored.3 %W~qa_slots.dlq.slot_3) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:slot_3:*)",
+    "splitter": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~qa.questions %RW~qa.slot.0 %RW~qa.slot.1 %RW~qa.slot.2 %RW~qa.slot.3 %RW~qa_slots.dlq.splitter %RW~qa_slots:splitter:* (+xadd %W~qa.slot.0 %W~qa.slot.1 %W~qa.slot.2 %W~qa.slot.3 %W~qa_slots.dlq.splitter) (+exists +get +set +del +incr +hset +hsetnx +hget +hgetall +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~qa_slots:splitter:*)",
 }

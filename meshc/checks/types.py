@@ -137,10 +137,10 @@ def _fields(core: CoreMesh, stream: str) -> dict[str, str] | None:
 
 
 def check_joins(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+    yield from _fan_widths(core, source, graph)
     for name, agent in core.agents.items():
         if agent.role == "aggregator" and agent.join is not None:
             yield from _join_keys(core, source, name, agent)
-            yield from _fan_width(core, source, graph, name, agent)
             if agent.handler in (None, "merge"):
                 yield from _merge_shape(core, source, name, agent)
         if agent.role == "coordinator" and agent.handler in (None, "fanout"):
@@ -163,26 +163,56 @@ def _join_keys(core: CoreMesh, source: Source, name: str, agent: CoreAgent) -> I
             )
 
 
-def _fan_width(
-    core: CoreMesh, source: Source, graph: nx.DiGraph, name: str, agent: CoreAgent
-) -> Iterator[Diagnostic]:
-    upstream = nx.ancestors(graph, name) if name in graph else set()
-    for cname in sorted(upstream):
-        coord = core.agents.get(cname)
-        if coord is None or coord.role != "coordinator":
+def _fan_widths(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+    """MESH204: each coordinator against the aggregators that join its lanes."""
+    limit = sum(1 for a in core.agents.values() if a.role == "coordinator")  # nesting bound
+    for cname, coord in core.agents.items():
+        if coord.role != "coordinator" or cname not in graph:
             continue
         fan_out = [w for w in coord.write_names if w in core.streams]
-        joined = [r for r in agent.read_names if r in upstream and nx.has_path(graph, cname, r)]
-        reaching = [w for w in fan_out if nx.has_path(graph, w, name)]
-        if reaching and (len(reaching) != len(fan_out) or len(joined) != len(fan_out)):
+        joins = _joined_by(core, graph, list(dict.fromkeys(fan_out)), limit)
+        for name, (reaching, joined) in sorted(joins.items()):
+            agent = core.agents[name]
+            lanes = [w for w in fan_out if w in reaching]
+            if agent.join is None or len(lanes) == len(joined) == len(fan_out):
+                continue
             yield codes.FAN_WIDTH.at(
                 source.span((*agent.path, "reads")),
                 f"coordinator `{cname}` fans out to {len(fan_out)} lanes but aggregator "
                 f"`{name}` joins {len(joined)} of them "
-                f"(lanes that never reach it: {_lanes(sorted(set(fan_out) - set(reaching)))})",
+                f"(lanes that never reach it: {_lanes(sorted(set(fan_out) - reaching))})",
                 help_text=f"make `{name}` read the output of every lane of `{cname}`",
                 related=[(source.key_span(coord.path), f"coordinator `{cname}` is declared here")],
             )
+
+
+def _joined_by(
+    core: CoreMesh, graph: nx.DiGraph, lanes: list[str], limit: int
+) -> dict[str, tuple[set[str], set[str]]]:
+    """Aggregator → (the lanes that reach it, the inputs it joins them through).
+
+    Fan-outs nest like brackets: walking down a lane, a coordinator opens a level and
+    an aggregator closes one, so the aggregator that joins these lanes is the first
+    one met with no level open. Each lane is walked once: linear in the mesh's size.
+    """
+    found: dict[str, tuple[set[str], set[str]]] = {}
+    for lane in lanes:
+        seen = {(lane, 0)}
+        todo = [(lane, 0)]
+        while todo:
+            node, depth = todo.pop()
+            for nxt in graph.successors(node):
+                role = core.agents[nxt].role if nxt in core.agents else None
+                if role == "aggregator" and depth == 0:
+                    reaching, joined = found.setdefault(nxt, (set(), set()))
+                    reaching.add(lane)
+                    joined.add(node)
+                    continue
+                level = depth + (role == "coordinator") - (role == "aggregator")
+                if level <= limit and (nxt, level) not in seen:
+                    seen.add((nxt, level))
+                    todo.append((nxt, level))
+    return found
 
 
 def _lanes(items: list[str]) -> str:

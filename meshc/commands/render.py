@@ -15,9 +15,16 @@ from typing import Any
 
 from meshc.api import analyze_file
 from meshc.commands.validate import emit
+from meshc.expand import CoreMesh
 from meshc.render import FORMATS, GraphvizError, LiveError, LiveStats, render
 from meshc.render.live import connect, read_live
 
+DESCRIPTION = (
+    "Draw a valid mesh: a Mermaid flowchart or sequence diagram, Graphviz DOT, SVG or "
+    "PNG, a self-contained HTML report, or a tree for the terminal. The drawing goes to "
+    "stdout (or -o PATH), diagnostics to stderr; an invalid mesh is not drawn (exit 1). "
+    "--live adds stream lengths, group lag and pending, and dead letters from the server."
+)
 NO_SERVER = (
     "--live needs a server: give --redis URL, set REDIS_URL, or start the embedded "
     "server of this folder with `meshc server start`"
@@ -26,7 +33,7 @@ NO_SERVER = (
 
 def register(sub: Any) -> None:
     p = sub.add_parser("render", help="draw a mesh (Mermaid, DOT, SVG, PNG, HTML, text)",
-                       description=__doc__)  # fmt: skip
+                       description=DESCRIPTION)  # fmt: skip
     p.add_argument("file", metavar="FILE", help="mesh file (YAML)")
     p.add_argument("--format", choices=FORMATS, default="mermaid", help="default: mermaid")
     p.add_argument("-o", "--output", metavar="PATH", help="write here (required for png)")
@@ -78,7 +85,7 @@ class _NoServer(Exception):
     """No --redis, no REDIS_URL and no embedded server of this folder."""
 
 
-def _live(args: argparse.Namespace, core: Any) -> LiveStats:
+def _live(args: argparse.Namespace, core: CoreMesh) -> LiveStats:
     url = args.redis or os.environ.get("REDIS_URL") or _embedded_url()
     if not url:
         raise _NoServer

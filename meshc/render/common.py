@@ -1,8 +1,8 @@
 """What every renderer needs from a core mesh: a stable order, edges, ids and colours.
 
-Renderers never walk the core mesh's dicts directly: the order here comes from
-``meshc.graph.topological_order`` (ties broken by name), so a diagram changes only
-when the topology does, never when keys are reordered in the YAML.
+Renderers never walk the core mesh's dicts directly: nodes are drawn in a layered
+topological order (longest path from a producer, then name), so a diagram changes
+only when the topology does, never when keys are reordered in the YAML.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from meshc.graph import AGENT, build, topological_order, writers
 
 WRITE = "write"
 READ = "read"
-
-ROLES = ("producer", "coordinator", "specialist", "aggregator", "sink")
 
 # (fill, stroke) per role and per kind of stream; one palette for every format.
 COLORS: dict[str, tuple[str, str]] = {

@@ -140,7 +140,7 @@ def _agent_row(agent: CoreAgent, live: LiveStats | None) -> list[str]:
     policy = _policy(agent)
     if agent.join is not None:
         keys = ", ".join(agent.join.on)
-        policy += f"<br>join on {_e(keys)}, timeout {agent.join.timeout:g}s"
+        policy += f"<div>join on {_e(keys)}, timeout {agent.join.timeout:g}s</div>"
     row = [
         f"<code>{_e(agent.name)}</code>",
         _e(agent.role),

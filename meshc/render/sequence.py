@@ -17,8 +17,8 @@ INDENT = "    "
 CALLER = "c_caller"
 
 Lines = list[str]
-_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;"})
 Step = Callable[[str], Lines]
+_ENTITIES = str.maketrans({"#": "#35;", ";": "#59;"})
 
 
 def sequence(core: CoreMesh) -> str:

@@ -98,7 +98,7 @@ def apply_users(
         args = split_rule(rule)
         while True:
             try:
-                client.execute_command(
+                client.execute_command(  # type: ignore[no-untyped-call]
                     "ACL", "SETUSER", user, "reset", "on", f">{passwords[user]}", *args
                 )
                 break

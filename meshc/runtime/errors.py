@@ -45,3 +45,13 @@ class InvalidOutput(MeshRuntimeError):
 
 class HandlerTimeout(MeshRuntimeError):
     """Raised in place of a result when a handler ran longer than ``policy.timeout``."""
+
+
+class PermanentError(MeshRuntimeError):
+    """Raised by a handler when delivering the message again cannot help.
+
+    The worker dead-letters the message at once instead of waiting for
+    ``max_deliveries``. The ``llm`` built-in raises it for a reply that is still
+    invalid after its repair attempt, a prompt that cannot render for this payload,
+    or a request the model server refuses as malformed.
+    """

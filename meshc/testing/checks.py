@@ -17,11 +17,13 @@ import asyncio
 import inspect
 import itertools
 import logging
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import meshc
 import orjson
 from hypothesis import strategies as st
 from meshc.runtime.context import Context, Joined
@@ -34,6 +36,7 @@ from pydantic import BaseModel
 Handler = Callable[..., Any]
 TRACE, ENTRY = "0123456789abcdef0123456789abcdef", "1-0"
 ALL_ORDERS_UP_TO = 5
+_MESHC = os.path.join(os.path.dirname(os.path.abspath(meshc.__file__)), "")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,11 @@ async def _awaited(result: Any) -> Any:
 
 def _describe(exc: Exception) -> str:
     where = ""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/meshc/" not in f.filename]
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not os.path.abspath(f.filename).startswith(_MESHC)
+    ]
     if frames:
         where = f" at {frames[-1].filename}:{frames[-1].lineno}"
     kind = "output error" if isinstance(exc, InvalidOutput | UndeclaredStream) else "error"
@@ -105,7 +112,7 @@ def _inputs(
     if agent.join is not None:
         return [(f"Joined parts of {agent.name}", joined(spec, agent.name), lambda j: j)]
     schema = schema_of(spec)
-    out = []
+    out: list[tuple[str, st.SearchStrategy[Any], Callable[[Any], Any]]] = []
     for stream in agent.reads:
         model = spec.streams[stream].model
         out.append((input_label(spec, stream), payloads(schema, stream), model.model_validate))

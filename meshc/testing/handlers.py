@@ -11,6 +11,7 @@ handler's.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from meshc.runtime.context import Context
@@ -32,7 +33,7 @@ def conform(payload: BaseModel, ctx: Context) -> dict[str, Any]:
 
 def _model_of(ctx: Context, stream: str) -> type[BaseModel]:
     # The runtime keeps the output models on the context (not yet public API).
-    models: dict[str, type[BaseModel]] = ctx._models
+    models: Mapping[str, type[BaseModel]] = ctx._models
     return models[stream]
 
 
@@ -43,7 +44,8 @@ def _schema(model: type[BaseModel]) -> Schema:
 
 @functools.cache
 def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(model.model_fields[name].annotation)
+    annotation: Any = model.model_fields[name].annotation
+    return TypeAdapter(annotation)
 
 
 def _fits(model: type[BaseModel], f: Field, value: Any) -> bool:
@@ -54,4 +56,3 @@ def _fits(model: type[BaseModel], f: Field, value: Any) -> bool:
     except ValidationError:
         return False
     return True
-

@@ -145,7 +145,7 @@ def tuned(
     max_deliveries: int | None = None,
 ) -> MeshSpec:
     """The spec with test-friendly policy: every given setting overrides each agent's."""
-    changes = {
+    changes: dict[str, Any] = {
         k: v
         for k, v in (
             ("replicas", replicas),
@@ -382,6 +382,17 @@ class RunningMesh:
                 if int(g["pending"]) or group_lag(self.redis, key, g):
                     return False
         return not any(int(n) for n in replies[len(group_keys) :])
+
+    def forget_joins(self) -> int:
+        """Delete the "done" markers of finished joins, so a later task may reuse a join
+        key (call only when settled). Returns how many were deleted."""
+        found = [
+            key
+            for name, a in self.spec.agents.items()
+            if a.join is not None
+            for key in self.redis.scan_iter(match=f"{self.spec.name}:{name}:done:*", count=1000)
+        ]
+        return int(self.redis.delete(*found)) if found else 0
 
     def _deadline_keys(self) -> list[str]:
         m = self.spec

@@ -59,7 +59,11 @@ class _Mesh:
 
 @overload
 def meshes(
-    *, as_yaml: Literal[False] = False, handler: str = ..., max_flows: int = ..., max_stages: int = ...
+    *,
+    as_yaml: Literal[False] = False,
+    handler: str = ...,
+    max_flows: int = ...,
+    max_stages: int = ...,
 ) -> st.SearchStrategy[dict[str, Any]]: ...
 
 

@@ -124,7 +124,7 @@ def run_property(
         except HypothesisException as err:
             outcome.status = SKIP
             outcome.note = f"hypothesis: {err}"
-    outcome.examples = calls
+    outcome.examples += calls
     return outcome
 
 

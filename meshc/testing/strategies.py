@@ -46,15 +46,100 @@ __all__ = [
 MeshLike = CoreMesh | MeshSpec | Schema | str | os.PathLike[str]
 
 _WORDS = (
-    "the a an and or but if then than this that these they we you it is are was were be "
-    "been has have had do does not no very really just quite data report mesh stream "
-    "agent review their there its it's utilize in order to however because which who "
-    "could should would of for with on at by from into about as new old good bad "
-    "important results were analyzed teh recieve definately alot"
-).split() + [".", ",", "!", "?", ";", ":", "-", "\n", "\n\n", "# ", "- ", "`", "```", "(", ")"]
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "but",
+    "if",
+    "then",
+    "than",
+    "this",
+    "that",
+    "these",
+    "they",
+    "we",
+    "you",
+    "it",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "has",
+    "have",
+    "had",
+    "do",
+    "does",
+    "not",
+    "no",
+    "very",
+    "really",
+    "just",
+    "quite",
+    "data",
+    "report",
+    "mesh",
+    "stream",
+    "agent",
+    "review",
+    "their",
+    "there",
+    "its",
+    "it's",
+    "utilize",
+    "in",
+    "order",
+    "to",
+    "however",
+    "because",
+    "which",
+    "who",
+    "could",
+    "should",
+    "would",
+    "of",
+    "for",
+    "with",
+    "on",
+    "at",
+    "by",
+    "from",
+    "into",
+    "about",
+    "as",
+    "new",
+    "old",
+    "good",
+    "bad",
+    "important",
+    "results",
+    "were",
+    "analyzed",
+    "teh",
+    "recieve",
+    "definately",
+    "alot",
+    ".",
+    ",",
+    "!",
+    "?",
+    ";",
+    ":",
+    "-",
+    "\n",
+    "\n\n",
+    "# ",
+    "- ",
+    "`",
+    "```",
+    "(",
+    ")",
+)
 
 
-@dataclass(frozen=True)
 class Sizes:
     """Bounds on drawn values: characters per string, items per list or dict, and how
     deep nested or self-referencing types go before optional links become ``None``."""
@@ -62,6 +147,9 @@ class Sizes:
     text: int = 40
     items: int = 4
     depth: int = 3
+
+
+DEFAULT_SIZES = Sizes()
 
 
 def schema_of(mesh: MeshLike) -> Schema:
@@ -77,7 +165,7 @@ def schema_of(mesh: MeshLike) -> Schema:
     return from_core(load_mesh(os.fspath(mesh)))
 
 
-def text(sizes: Sizes = Sizes()) -> st.SearchStrategy[str]:
+def text(sizes: Sizes = DEFAULT_SIZES) -> st.SearchStrategy[str]:
     """Arbitrary Unicode or English-like prose, at most ``sizes.text`` characters."""
     plain = st.text(st.characters(codec="utf-8"), max_size=sizes.text)
     prose = st.lists(st.sampled_from(_WORDS), max_size=max(1, sizes.text // 4)).map(
@@ -86,7 +174,7 @@ def text(sizes: Sizes = Sizes()) -> st.SearchStrategy[str]:
     return st.one_of(plain, prose)
 
 
-def json_values(sizes: Sizes = Sizes()) -> st.SearchStrategy[Any]:
+def json_values(sizes: Sizes = DEFAULT_SIZES) -> st.SearchStrategy[Any]:
     """Any JSON value (the ``any`` field type)."""
     scalars = st.one_of(
         st.none(),
@@ -153,7 +241,7 @@ class _Builder:
         return json_values(self.sizes)
 
 
-def values(mesh: MeshLike, type_name: str, sizes: Sizes = Sizes()) -> st.SearchStrategy[Any]:
+def values(mesh: MeshLike, type_name: str, sizes: Sizes = DEFAULT_SIZES) -> st.SearchStrategy[Any]:
     """Valid values of a type expression of the mesh (``"list[Finding]"``, ``"int"``…)."""
     from meshc.typeexpr import parse_type
 
@@ -161,7 +249,7 @@ def values(mesh: MeshLike, type_name: str, sizes: Sizes = Sizes()) -> st.SearchS
 
 
 def payloads(
-    mesh: MeshLike, stream: str, sizes: Sizes = Sizes()
+    mesh: MeshLike, stream: str, sizes: Sizes = DEFAULT_SIZES
 ) -> st.SearchStrategy[dict[str, Any]]:
     """Valid payloads of ``stream``'s type, as JSON-ready dicts."""
     schema = schema_of(mesh)
@@ -216,17 +304,17 @@ def mutations(fields: tuple[Field, ...], payload: dict[str, Any]) -> list[NearVa
     return out
 
 
-def near_valid(mesh: MeshLike, stream: str, sizes: Sizes = Sizes()) -> st.SearchStrategy[NearValid]:
+def near_valid(
+    mesh: MeshLike, stream: str, sizes: Sizes = DEFAULT_SIZES
+) -> st.SearchStrategy[NearValid]:
     """Payloads that a stream's model must reject, each with the mutation that broke it."""
     schema = schema_of(mesh)
     fields = schema.fields(stream)
-    return payloads(schema, stream, sizes).flatmap(
-        lambda p: st.sampled_from(mutations(fields, p))
-    )
+    return payloads(schema, stream, sizes).flatmap(lambda p: st.sampled_from(mutations(fields, p)))
 
 
 def joined(
-    spec: MeshSpec, agent: str, *, allow_missing: bool = True, sizes: Sizes = Sizes()
+    spec: MeshSpec, agent: str, *, allow_missing: bool = True, sizes: Sizes = DEFAULT_SIZES
 ) -> st.SearchStrategy[Joined]:
     """What an aggregator's merge handler receives: one partial per lane sharing the
     join key; with ``allow_missing``, some lanes may be absent (a timed-out join)."""

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from meshc.render import render
+from meshc.render.live import GroupStats, LiveStats
 from render_support import EXAMPLES, Browser, example_core
 
 PAGE = """<!DOCTYPE html>
@@ -80,6 +81,14 @@ def test_every_example_renders_in_mermaid(browser: Browser, tmp_path: Path) -> N
         core = example_core(path)
         diagrams[f"{path.stem}:mermaid"] = str(render(core, "mermaid"))
         diagrams[f"{path.stem}:sequence"] = str(render(core, "sequence"))
+    core = example_core(EXAMPLES[0])
+    some = sorted(core.streams)[0]
+    live = LiveStats(
+        lengths={some: 12},
+        groups={(some, r): GroupStats(lag=None, pending=3) for r in core.agents},
+        dead={sorted(core.agents)[0]: 2},
+    )
+    diagrams["live"] = str(render(core, "mermaid", live=live))
     results = _mermaid_results(browser, tmp_path, diagrams)
     failed = {k: v["error"] for k, v in results.items() if not v["ok"]}
     assert not failed, failed

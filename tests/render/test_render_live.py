@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -110,3 +111,14 @@ def test_cli_live_unreachable_server_is_a_clear_error() -> None:
     assert done.returncode == 1
     assert "cannot reach the server at redis://127.0.0.1:1/0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cli_live_finds_the_embedded_server_of_the_folder(
+    valkey: redis.Redis, valkey_url: str, tmp_path: Path
+) -> None:
+    _fill_doc_review(valkey)
+    (tmp_path / ".meshc").mkdir()
+    (tmp_path / ".meshc" / "server.json").write_text(json.dumps({"url": valkey_url, "pid": 1}))
+    done = _cli(str(DOC_REVIEW), "--format", "text", "--live", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "doc.review.tasks (ReviewTask) [len 5]" in done.stdout

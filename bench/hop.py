@@ -1,0 +1,332 @@
+"""Benchmarks 1 and 2: one pass-through hop, meshc's Worker against hand-written loops
+and against FastStream.
+
+The producer preloads N entries of a 100-byte JSON payload (with meshc's header
+fields, as an entry inside a mesh carries) into ``hop.in``; each contestant then runs
+in its own process with a fresh consumer group on that stream and its own output
+stream, and is timed from GO until its output holds N entries. Contestants:
+
+* ``raw``: redis-py (hiredis) reading 200 at a time with XREADGROUP and committing
+  each batch's XADDs and one XACK in one MULTI/EXEC: the baseline of the target.
+* ``naive``: one message at a time, separate XADD and XACK.
+* ``script``: like ``raw`` but each batch committed by one Lua script (XACK each entry,
+  XADD its output with header fields only if the XACK counted): the shape meshc uses,
+  without meshc around it, so the gap between it and the Worker is meshc's own cost.
+* ``worker``: meshc's Worker with a plain (thread-pool) handler returning its
+  validated payload, batch 200: payload validation, output validation, headers and
+  the exactly-once commit script all on.
+* ``worker-async``: the same with an ``async def`` handler (no thread hop).
+* ``faststream``: FastStream's Redis stream subscriber (consumer group, ack after
+  the handler) feeding its publisher; entries in FastStream's own binary format.
+
+The medians of ``reps`` interleaved repetitions are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import redis
+from pydantic import BaseModel
+
+from bench.common import (
+    Check,
+    Child,
+    Mode,
+    Report,
+    Table,
+    add_mode_args,
+    child_wait_go,
+    emit,
+    machine,
+    median,
+    mode_of,
+    preload,
+    server,
+    wait_length,
+)
+
+IN = "hop.in"
+FS_IN = "hop.in.fs"
+BATCH = 200
+PAYLOAD_BYTES = 100
+SIZES: dict[Mode, dict[str, int]] = {
+    "smoke": {"n": 2_000, "small": 200, "reps": 1},
+    "quick": {"n": 50_000, "small": 3_000, "reps": 2},
+    "full": {"n": 200_000, "small": 8_000, "reps": 3},
+}
+FAST = ("raw", "script", "worker", "worker-async")
+SLOW = ("naive", "faststream")
+TARGET_RAW = 0.60
+TARGET_PEER = 10.0
+
+
+class Msg(BaseModel):
+    n: int
+    text: str
+
+
+def payload() -> bytes:
+    """A JSON ``Msg`` of exactly ``PAYLOAD_BYTES`` bytes."""
+    empty = orjson.dumps({"n": 1234567, "text": ""})
+    return orjson.dumps({"n": 1234567, "text": "x" * (PAYLOAD_BYTES - len(empty))})
+
+
+def entry_fields() -> dict[bytes, bytes]:
+    """A mid-mesh entry: payload plus meshc's header."""
+    return {
+        b"data": payload(),
+        b"trace": uuid.uuid4().hex.encode(),
+        b"parent": b"1700000000000-0",
+        b"agent": b"producer",
+        b"attempt": b"1",
+    }
+
+
+def faststream_fields() -> dict[bytes, bytes]:
+    """The same payload as FastStream's own publisher writes it (binary format v1)."""
+    from faststream.redis.parser.binary import BinaryMessageFormatV1
+
+    data = asyncio.run(
+        BinaryMessageFormatV1.encode(
+            message=orjson.loads(payload()),
+            reply_to=None,
+            headers=None,
+            correlation_id=str(uuid.uuid4()),
+        )
+    )
+    return {b"__data__": data}
+
+
+# -- the parent ---------------------------------------------------------------------
+
+
+def run(mode: Mode = "full") -> Report:
+    size = SIZES[mode]
+    started = time.perf_counter()
+    rates: dict[str, list[float]] = {v: [] for v in FAST + SLOW}
+    with server() as srv, contextlib.closing(srv.client()) as r:
+        load_rate = preload(r, IN, entry_fields(), size["n"])
+        preload(r, FS_IN, faststream_fields(), size["small"])
+        for rep in range(size["reps"]):
+            for variant in FAST + SLOW:
+                n = size["n"] if variant in FAST else size["small"]
+                rates[variant].append(_measure(srv.url, r, variant, n, rep))
+        host = machine(srv)
+    report = _report(rates, size, load_rate, host)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _measure(url: str, r: redis.Redis, variant: str, n: int, rep: int) -> float:
+    """Messages/s of one contestant draining ``n`` entries (its own group and output)."""
+    group = f"{variant.replace('-', '_')}{rep}"
+    out = f"hop.out.{group}"
+    source = FS_IN if variant == "faststream" else IN
+    if not variant.startswith("worker"):
+        r.xgroup_create(source, group, id="0", mkstream=True)
+    child = Child("bench.hop", ["child", variant, "--url", url, "--group", group, "--out", out])
+    try:
+        child.wait_ready()
+        child.go()
+        seconds = wait_length(r, out, n, timeout=max(60.0, n / 500))
+    finally:
+        child.stop()
+    r.delete(out)
+    if seconds is None:
+        raise RuntimeError(f"{variant}: {n} outputs did not appear in time")
+    return n / seconds
+
+
+def _report(
+    rates: dict[str, list[float]], size: dict[str, int], load_rate: float, host: dict[str, Any]
+) -> Report:
+    med = {v: median(rs) for v, rs in rates.items()}
+    raw = med["raw"]
+    hop = Table(
+        "1. Hop throughput (one pass-through agent, 100-byte payloads)",
+        ["contestant", "messages", "msg/s (median)", "min", "max", "vs raw MULTI loop"],
+    )
+    names = {
+        "raw": "raw loop: XREADGROUP 200 + MULTI(XADDs, XACK)",
+        "script": "raw loop: XREADGROUP 200 + one Lua commit",
+        "worker": "meshc Worker, plain handler",
+        "worker-async": "meshc Worker, async handler",
+        "naive": "naive loop: 1 message, XADD then XACK",
+    }
+    for v in ("raw", "script", "worker", "worker-async", "naive"):
+        n = size["n"] if v in FAST else size["small"]
+        hop.rows.append([names[v], n, med[v], min(rates[v]), max(rates[v]), med[v] / raw])
+    peer = Table(
+        "2. Against a peer: the same hop with FastStream",
+        ["contestant", "messages", "msg/s (median)", "meshc Worker / it"],
+    )
+    peer.rows.append(["FastStream 0.7 stream subscriber -> publisher", size["small"],
+                      med["faststream"], med["worker"] / med["faststream"]])  # fmt: skip
+    peer.rows.append(["meshc Worker, plain handler", size["n"], med["worker"], 1.0])
+    checks = [
+        Check("hop: meshc Worker / raw MULTI loop", med["worker"] / raw, ">=", TARGET_RAW),
+        Check("peer: meshc Worker / FastStream", med["worker"] / med["faststream"], ">=",
+              TARGET_PEER),  # fmt: skip
+    ]
+    notes = [f"preload rate (pipelined XADD, 1000 per round trip): {load_rate:,.0f}/s"]
+    params = {**size, "batch": BATCH, "payload_bytes": PAYLOAD_BYTES, "machine": host}
+    params["rates"] = {v: [round(x) for x in rs] for v, rs in rates.items()}
+    return Report("hop", [hop, peer], checks, notes, params)
+
+
+# -- the children -------------------------------------------------------------------
+
+
+def _raw(url: str, group: str, out: str) -> None:
+    r = redis.Redis.from_url(url)
+    streams: dict[Any, Any] = {IN: ">"}
+    child_wait_go()
+    while True:
+        reply: Any = r.xreadgroup(group, "c", streams, count=BATCH, block=200)
+        for _key, entries in reply or ():
+            pipe = r.pipeline(transaction=True)
+            for _eid, fields in entries:
+                pipe.xadd(out, {b"data": fields[b"data"]})
+            pipe.xack(IN, group, *[eid for eid, _ in entries])
+            pipe.execute()
+
+
+def _naive(url: str, group: str, out: str) -> None:
+    r = redis.Redis.from_url(url)
+    streams: dict[Any, Any] = {IN: ">"}
+    child_wait_go()
+    while True:
+        reply: Any = r.xreadgroup(group, "c", streams, count=1, block=200)
+        for _key, entries in reply or ():
+            for eid, fields in entries:
+                r.xadd(out, {b"data": fields[b"data"]})
+                r.xack(IN, group, eid)
+
+
+# ARGV[1] group, then (trace id data) per entry.
+SCRIPT = """
+local n = 0
+for i = 2, #ARGV, 3 do
+  if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i + 1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'data', ARGV[i + 2], 'trace', ARGV[i],
+      'parent', ARGV[i + 1], 'agent', 'hop', 'attempt', '1')
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+def _script(url: str, group: str, out: str) -> None:
+    r = redis.Redis.from_url(url)
+    commit = r.register_script(SCRIPT)
+    streams: dict[Any, Any] = {IN: ">"}
+    child_wait_go()
+    while True:
+        reply: Any = r.xreadgroup(group, "c", streams, count=BATCH, block=200)
+        for _key, entries in reply or ():
+            args: list[bytes] = [group.encode()]
+            for eid, fields in entries:
+                args += (fields[b"trace"], eid, fields[b"data"])
+            commit(keys=[IN, out], args=args)
+
+
+def passthrough(payload: Msg, ctx: Any) -> Msg:
+    return payload
+
+
+async def passthrough_async(payload: Msg, ctx: Any) -> Msg:
+    return payload
+
+
+def hop_mesh(agent: str, out: str) -> Any:
+    from meshc.runtime.spec import AgentSpec, MeshSpec, Policy, StreamSpec
+
+    spec = AgentSpec(agent, "specialist", (IN,), (out,), "bench.hop:passthrough",
+                     policy=Policy(batch=BATCH))  # fmt: skip
+    streams = {IN: StreamSpec(IN, Msg), out: StreamSpec(out, Msg)}
+    return MeshSpec("bench", 1, streams, {agent: spec})
+
+
+def _worker(url: str, group: str, out: str, handler: Callable[..., Any], profile: str) -> None:
+    from meshc.runtime.worker import run_agent
+
+    mesh = hop_mesh(group, out)
+    child_wait_go()
+    if not profile:
+        raise SystemExit(run_agent(mesh, group, handler, redis_url=url))
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    code = run_agent(mesh, group, handler, redis_url=url)
+    profiler.stop()
+    with open(profile, "w") as f:
+        f.write(profiler.output_text(unicode=True, color=False, show_all=False))
+    raise SystemExit(code)
+
+
+def _faststream(url: str, group: str, out: str) -> None:
+    import logging
+
+    from faststream.redis import RedisBroker, StreamSub
+
+    logging.disable(logging.CRITICAL)
+    broker = RedisBroker(url, logger=None)
+
+    @broker.subscriber(stream=StreamSub(FS_IN, group=group, consumer="c"))
+    @broker.publisher(stream=out)
+    async def handle(msg: dict[str, Any]) -> dict[str, Any]:
+        return msg
+
+    async def main() -> None:
+        await broker.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await broker.stop()
+
+    child_wait_go()
+    asyncio.run(main())
+
+
+def child_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.hop child")
+    parser.add_argument("variant", choices=FAST + SLOW)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--profile", default="", help="write a pyinstrument profile here")
+    args = parser.parse_args(argv)
+    if args.variant == "worker":
+        _worker(args.url, args.group, args.out, passthrough, args.profile)
+    elif args.variant == "worker-async":
+        _worker(args.url, args.group, args.out, passthrough_async, args.profile)
+    else:
+        {"raw": _raw, "naive": _naive, "script": _script, "faststream": _faststream}[
+            args.variant
+        ](args.url, args.group, args.out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["child"]:
+        child_main(argv[1:])
+        return
+    parser = argparse.ArgumentParser(prog="python -m bench.hop", description=__doc__)
+    add_mode_args(parser)
+    args = parser.parse_args(argv)
+    emit(run(mode_of(args)), args.json)
+
+
+if __name__ == "__main__":
+    main()
