@@ -92,7 +92,7 @@ def server() -> Iterator[Server]:
         "--save", "",
         "--appendonly", "no",
     ]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, stdout=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "ab"), stderr=subprocess.STDOUT)
     srv = Server(f"redis://127.0.0.1:{port}/0", proc, folder)
     try:
         _wait_answers(srv)
@@ -137,21 +137,38 @@ class Child:
         return self.proc.pid
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        assert self.proc.stdout is not None
-        line = _readline(self.proc, timeout)
-        if line.strip() != READY:
-            raise RuntimeError(f"{' '.join(self.argv[2:])}: expected READY, got {line!r}")
+        """Wait for the READY line (other output, such as a banner, is skipped)."""
+        deadline = time.monotonic() + timeout
+        while _readline(self.proc, deadline - time.monotonic()).strip() != READY:
+            pass
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the child has used so far (all its threads)."""
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        import psutil
+
+        return int(psutil.Process(self.proc.pid).memory_info().rss)
 
     def go(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(GO + "\n")
         self.proc.stdin.flush()
 
-    def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM (a meshc worker finishes its batch and exits 0), then SIGKILL."""
+    def terminate(self) -> None:
+        """SIGTERM: a meshc worker finishes its batch and exits 0."""
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it is still running after ``timeout``."""
+        if self.proc.poll() is None:
+            self.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -170,7 +187,7 @@ def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
     assert proc.stdout is not None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
-        if not sel.select(timeout):
+        if timeout <= 0 or not sel.select(timeout):
             proc.kill()
             raise RuntimeError(f"{' '.join(map(str, proc.args))}: no answer in {timeout} s")
     line = proc.stdout.readline()
@@ -190,8 +207,15 @@ def children(specs: Sequence[tuple[str, Sequence[str]]]) -> Iterator[list[Child]
             child.wait_ready()
         yield started
     finally:
-        for child in started:
-            child.stop()
+        stop_all(started)
+
+
+def stop_all(started: Sequence[Child]) -> None:
+    """Signal every child first, then wait for each: they wind down in parallel."""
+    for child in started:
+        child.terminate()
+    for child in started:
+        child.stop()
 
 
 def child_wait_go() -> None:

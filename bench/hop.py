@@ -19,7 +19,8 @@ stream, and is timed from GO until its output holds N entries. Contestants:
 * ``faststream``: FastStream's Redis stream subscriber (consumer group, ack after
   the handler) feeding its publisher; entries in FastStream's own binary format.
 
-The medians of ``reps`` interleaved repetitions are reported.
+Repetitions alternate the order of the contestants; each ratio is the median of the
+per-repetition ratios, so a slow spell of this shared machine hits both sides of it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import time
 import uuid
@@ -60,8 +62,8 @@ BATCH = 200
 PAYLOAD_BYTES = 100
 SIZES: dict[Mode, dict[str, int]] = {
     "smoke": {"n": 2_000, "small": 200, "reps": 1},
-    "quick": {"n": 50_000, "small": 3_000, "reps": 2},
-    "full": {"n": 200_000, "small": 8_000, "reps": 3},
+    "quick": {"n": 40_000, "small": 3_000, "reps": 3},
+    "full": {"n": 100_000, "small": 6_000, "reps": 5},
 }
 FAST = ("raw", "script", "worker", "worker-async")
 SLOW = ("naive", "faststream")
@@ -112,22 +114,25 @@ def faststream_fields() -> dict[bytes, bytes]:
 def run(mode: Mode = "full") -> Report:
     size = SIZES[mode]
     started = time.perf_counter()
-    rates: dict[str, list[float]] = {v: [] for v in FAST + SLOW}
+    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in FAST + SLOW}
+    load = [os.getloadavg()[0]]
     with server() as srv, contextlib.closing(srv.client()) as r:
         load_rate = preload(r, IN, entry_fields(), size["n"])
         preload(r, FS_IN, faststream_fields(), size["small"])
         for rep in range(size["reps"]):
-            for variant in FAST + SLOW:
+            order = FAST + SLOW if rep % 2 == 0 else SLOW[::-1] + FAST[::-1]
+            for variant in order:
                 n = size["n"] if variant in FAST else size["small"]
-                rates[variant].append(_measure(srv.url, r, variant, n, rep))
+                runs[variant].append(_measure(srv.url, r, variant, n, rep))
         host = machine(srv)
-    report = _report(rates, size, load_rate, host)
+    load.append(os.getloadavg()[0])
+    report = _report(runs, size, load_rate, host, load)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _measure(url: str, r: redis.Redis, variant: str, n: int, rep: int) -> float:
-    """Messages/s of one contestant draining ``n`` entries (its own group and output)."""
+def _measure(url: str, r: redis.Redis, variant: str, n: int, rep: int) -> tuple[float, float]:
+    """(messages/s, consumer CPU µs per message) of one contestant draining ``n`` entries."""
     group = f"{variant.replace('-', '_')}{rep}"
     out = f"hop.out.{group}"
     source = FS_IN if variant == "faststream" else IN
@@ -136,50 +141,74 @@ def _measure(url: str, r: redis.Redis, variant: str, n: int, rep: int) -> float:
     child = Child("bench.hop", ["child", variant, "--url", url, "--group", group, "--out", out])
     try:
         child.wait_ready()
+        cpu = child.cpu_seconds()
         child.go()
         seconds = wait_length(r, out, n, timeout=max(60.0, n / 500))
+        cpu = child.cpu_seconds() - cpu
     finally:
         child.stop()
     r.delete(out)
     if seconds is None:
         raise RuntimeError(f"{variant}: {n} outputs did not appear in time")
-    return n / seconds
+    return n / seconds, cpu / n * 1e6
+
+
+def paired(runs: dict[str, list[tuple[float, float]]], a: str, b: str) -> float:
+    """Median over repetitions of rate(a) / rate(b), each pair measured back to back."""
+    return median([x[0] / y[0] for x, y in zip(runs[a], runs[b], strict=True)])
+
+
+NAMES = {
+    "raw": "raw loop: XREADGROUP 200 + MULTI(XADDs, XACK)",
+    "script": "raw loop: XREADGROUP 200 + one Lua commit",
+    "worker": "meshc Worker, plain handler",
+    "worker-async": "meshc Worker, async handler",
+    "naive": "naive loop: 1 message, XADD then XACK",
+    "faststream": "FastStream 0.7 stream subscriber -> publisher",
+}
 
 
 def _report(
-    rates: dict[str, list[float]], size: dict[str, int], load_rate: float, host: dict[str, Any]
+    runs: dict[str, list[tuple[float, float]]],
+    size: dict[str, int],
+    load_rate: float,
+    host: dict[str, Any],
+    load: list[float],
 ) -> Report:
-    med = {v: median(rs) for v, rs in rates.items()}
-    raw = med["raw"]
     hop = Table(
         "1. Hop throughput (one pass-through agent, 100-byte payloads)",
-        ["contestant", "messages", "msg/s (median)", "min", "max", "vs raw MULTI loop"],
-    )
-    names = {
-        "raw": "raw loop: XREADGROUP 200 + MULTI(XADDs, XACK)",
-        "script": "raw loop: XREADGROUP 200 + one Lua commit",
-        "worker": "meshc Worker, plain handler",
-        "worker-async": "meshc Worker, async handler",
-        "naive": "naive loop: 1 message, XADD then XACK",
-    }
+        ["contestant", "messages", "msg/s (median)", "min", "max", "vs raw MULTI loop",
+         "consumer CPU µs/msg"],
+    )  # fmt: skip
     for v in ("raw", "script", "worker", "worker-async", "naive"):
         n = size["n"] if v in FAST else size["small"]
-        hop.rows.append([names[v], n, med[v], min(rates[v]), max(rates[v]), med[v] / raw])
+        rates = [rate for rate, _ in runs[v]]
+        cpu = median([c for _, c in runs[v]])
+        ratio = paired(runs, v, "raw")
+        hop.rows.append([NAMES[v], n, median(rates), min(rates), max(rates), ratio, cpu])
     peer = Table(
         "2. Against a peer: the same hop with FastStream",
-        ["contestant", "messages", "msg/s (median)", "meshc Worker / it"],
+        ["contestant", "messages", "msg/s (median)", "meshc Worker / it", "consumer CPU µs/msg"],
     )
-    peer.rows.append(["FastStream 0.7 stream subscriber -> publisher", size["small"],
-                      med["faststream"], med["worker"] / med["faststream"]])  # fmt: skip
-    peer.rows.append(["meshc Worker, plain handler", size["n"], med["worker"], 1.0])
+    for v in ("faststream", "worker"):
+        n = size["n"] if v in FAST else size["small"]
+        rate = median([rate for rate, _ in runs[v]])
+        cpu = median([c for _, c in runs[v]])
+        peer.rows.append([NAMES[v], n, rate, paired(runs, "worker", v), cpu])
     checks = [
-        Check("hop: meshc Worker / raw MULTI loop", med["worker"] / raw, ">=", TARGET_RAW),
-        Check("peer: meshc Worker / FastStream", med["worker"] / med["faststream"], ">=",
-              TARGET_PEER),  # fmt: skip
+        Check("hop: meshc Worker / raw MULTI loop", paired(runs, "worker", "raw"), ">=",
+              TARGET_RAW),
+        Check("peer: meshc Worker / FastStream", paired(runs, "worker", "faststream"), ">=",
+              TARGET_PEER),
+    ]  # fmt: skip
+    notes = [
+        "ratios are medians of per-repetition ratios (contestants run back to back)",
+        f"preload rate (pipelined XADD, 1000 per round trip): {load_rate:,.0f}/s",
+        f"1-minute load average before/after: {load[0]:.2f}/{load[1]:.2f}",
     ]
-    notes = [f"preload rate (pipelined XADD, 1000 per round trip): {load_rate:,.0f}/s"]
-    params = {**size, "batch": BATCH, "payload_bytes": PAYLOAD_BYTES, "machine": host}
-    params["rates"] = {v: [round(x) for x in rs] for v, rs in rates.items()}
+    params: dict[str, Any] = {**size, "batch": BATCH, "payload_bytes": PAYLOAD_BYTES}
+    params["machine"] = host
+    params["runs"] = {v: [[round(x), round(c, 2)] for x, c in rs] for v, rs in runs.items()}
     return Report("hop", [hop, peer], checks, notes, params)
 
 

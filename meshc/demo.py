@@ -173,8 +173,11 @@ def running_workers(spec: MeshSpec, built: Built, url: str) -> Iterator[None]:
 
 
 def _quiet(command: WorkerCommand) -> WorkerCommand:
-    python, _, module = command.argv
-    return WorkerCommand(command.name, [python, "-c", _QUIET_WORKER, module], command.env)
+    """``python -m MODULE ARGS`` → the same module and arguments through ``_QUIET_WORKER``."""
+    python, flag, module, *rest = command.argv
+    if flag != "-m":
+        return command
+    return WorkerCommand(command.name, [python, "-c", _QUIET_WORKER, module, *rest], command.env)
 
 
 def _last_id(client: MeshClient) -> str:

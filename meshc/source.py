@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterator
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,17 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 Path = tuple[str | int, ...]
+# Where a node is: the parser's 0-based line, column, end line and end column packed
+# into one int (32 bits each). A Span is made only when a diagnostic asks: a big file
+# has millions of nodes, and one int is a third of the memory of a tuple of four.
+Region = int
+_BITS = 32
+_MASK = (1 << _BITS) - 1
+
+
+def _pack(start: Any, end: Any) -> Region:
+    packed: int = (start.line << 96) | (start.column << 64) | (end.line << 32) | end.column
+    return packed
 
 
 @dataclass(frozen=True)
@@ -40,29 +51,47 @@ class Limits:
 
 @dataclass
 class Source:
-    """A loaded file: its data, its text lines and the span of every path."""
+    """A loaded file: its data, its text lines and the span of every path.
+
+    Positions are indexed on first use: a valid mesh never asks for one, and reading
+    without them is much faster and lighter on a big file (see ``_read``).
+    """
 
     path: str
     text: str
     data: Any = None
-    spans: dict[Path, Span] = field(default_factory=dict)
-    key_spans: dict[Path, Span] = field(default_factory=dict)
+    spans: dict[Path, Region] = field(default_factory=dict)
+    key_spans: dict[Path, Region] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     _lines: list[str] | None = None
+    _unindexed: Limits | None = field(default=None, repr=False)  # read again with these
+
+    def _indexed(self) -> None:
+        if self._unindexed is not None:
+            limits, self._unindexed = self._unindexed, None
+            _index(self, limits)
 
     def span(self, path: Path) -> Span:
         """The span of a path's value, or of its nearest ancestor that has one."""
+        self._indexed()
         while path:
             found = self.spans.get(path)
             if found is not None:
-                return found
+                return self.at(found)
             path = path[:-1]
-        return self.spans.get((), Span(self.path, 1, 1, 1, 1))
+        root = self.spans.get(())
+        return self.at(root) if root is not None else Span(self.path, 1, 1, 1, 1)
 
     def key_span(self, path: Path) -> Span:
         """The span of the key that introduces ``path`` (falls back to the value)."""
+        self._indexed()
         found = self.key_spans.get(path)
-        return found if found is not None else self.span(path)
+        return self.at(found) if found is not None else self.span(path)
+
+    def at(self, region: Region) -> Span:
+        line, column = region >> 96, (region >> 64) & _MASK
+        end_line, end_column = (region >> 32) & _MASK, region & _MASK
+        return Span(self.path, line + 1, column + 1, end_line + 1, end_column + 1)
 
     def line(self, number: int) -> str:
         if self._lines is None:
@@ -70,6 +99,10 @@ class Source:
         if 1 <= number <= len(self._lines):
             return self._lines[number - 1]
         return ""
+
+
+class _NeedPositions(Exception):
+    """Raised by a reader without positions when a diagnostic needs them (MESH003)."""
 
 
 class _Refused(Exception):
@@ -91,8 +124,15 @@ _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
 
 
+# Only a scalar that starts with one of these can be anything but a string.
+_NOT_ONLY_TEXT = frozenset("0123456789+-.~nNtTfF")
+_intern = sys.intern
+
+
 def _plain_scalar(value: str) -> Any:
     """Resolve an untagged plain scalar by the YAML 1.2 core schema."""
+    if value and value[0] not in _NOT_ONLY_TEXT:
+        return _intern(value)  # the common case: a name, often repeated (keys, types)
     if value in _NULLS:
         return None
     if value in _TRUE:
@@ -146,9 +186,8 @@ def _scalar(event: yaml.ScalarEvent) -> Any:
     )
 
 
-def _span(path: str, event: Any) -> Span:
-    start, end = event.start_mark, event.end_mark
-    return Span(path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+def _region(event: Any) -> Region:
+    return _pack(event.start_mark, event.end_mark)
 
 
 @dataclass
@@ -162,14 +201,16 @@ class _Frame:
     key_event: Any = None
     has_key: bool = False
     anchor: str | None = None
-    seen: dict[Any, Span] | None = None
     merged: set[Any] | None = None
 
 
 class _Reader:
-    """Builds plain data from YAML events, recording spans and enforcing limits."""
+    """Builds plain data from YAML events, recording spans and enforcing limits.
 
-    def __init__(self, source: Source, limits: Limits) -> None:
+    With ``positions`` off it builds the same data without a span or a path.
+    """
+
+    def __init__(self, source: Source, limits: Limits, positions: bool = True) -> None:
         self.source = source
         self.limits = limits
         self.anchors: dict[str, tuple[Any, int]] = {}
@@ -177,9 +218,14 @@ class _Reader:
         self.stack: list[_Frame] = []
         self.root: Any = None
         self.documents = 0
+        self.max_nodes = limits.max_nodes
+        self.positions = positions
+        self.spans, self.key_spans = source.spans, source.key_spans
 
-    def run(self, events: Iterator[Any]) -> None:
-        for event in events:
+    def run(self, loader: Any) -> None:
+        """Read every event; ``get_event`` directly, which is faster than ``yaml.parse``."""
+        get_event = loader.get_event
+        while (event := get_event()) is not None:
             kind = type(event)
             if kind is yaml.ScalarEvent:
                 self._leaf(_scalar(event), event, 1)
@@ -200,7 +246,7 @@ class _Reader:
 
     def _count(self, size: int, event: Any) -> None:
         self.total += size
-        if self.total > self.limits.max_nodes:
+        if self.total > self.max_nodes:
             raise _Refused(
                 f"the file expands to more than {self.limits.max_nodes:,} YAML nodes "
                 "(alias expansion or sheer size)",
@@ -209,31 +255,46 @@ class _Reader:
                 bound=True,
             )
 
-    def _place(self, event: Any) -> Path | None:
+    def _place(self) -> Path | None:
         """Where the next value goes; None when it is a mapping key."""
         if not self.stack:
             return ()
         top = self.stack[-1]
         if isinstance(top.value, list):
-            return (*top.path, len(top.value))
+            return top.path + (len(top.value),) if self.positions else ()
         if not top.has_key:
             return None
-        return (*top.path, top.key)
+        return top.path + (top.key,) if self.positions else ()
 
     def _leaf(self, value: Any, event: Any, size: int) -> None:
-        self._count(size, event)
-        path = self._place(event)
-        if path is None:
+        # The hot path (most events are scalars): _count, _place and _attach inlined.
+        self.total += size
+        if self.total > self.max_nodes:
+            self._count(0, event)
+        stack = self.stack
+        if not stack or not self.positions:
+            path: Path = ()
+            if stack and type(stack[-1].value) is dict and not stack[-1].has_key:
+                self._take_key(value, event)
+                return
+        elif type(stack[-1].value) is list:
+            top = stack[-1]
+            path = top.path + (len(top.value),)
+        elif stack[-1].has_key:
+            top = stack[-1]
+            path = top.path + (top.key,)
+        else:
             self._take_key(value, event)
             return
-        self.source.spans[path] = _span(self.source.path, event)
-        self._attach(value, size)
-        if getattr(event, "anchor", None):
+        if self.positions:
+            self.spans[path] = _pack(event.start_mark, event.end_mark)
+        self._attach(value, size, path)
+        if event.anchor is not None:
             self.anchors[event.anchor] = (value, size)
 
     def _take_key(self, key: Any, event: Any) -> None:
         top = self.stack[-1]
-        if isinstance(key, dict | list):
+        if type(key) is dict or type(key) is list:
             raise _Refused(
                 "a mapping key must be a plain value, not a collection",
                 event.start_mark,
@@ -241,32 +302,34 @@ class _Reader:
             )
         top.key, top.key_event, top.has_key = key, event, True
 
-    def _attach(self, value: Any, size: int) -> None:
+    def _attach(self, value: Any, size: int, path: Path) -> None:
         if not self.stack:
             self.root = value
             return
         top = self.stack[-1]
         top.size += size
-        if isinstance(top.value, list):
+        if type(top.value) is list:
             top.value.append(value)
             return
-        self._set_key(top, value)
+        self._set_key(top, value, path)
 
-    def _set_key(self, top: _Frame, value: Any) -> None:
+    def _set_key(self, top: _Frame, value: Any, path: Path) -> None:
         key, event = top.key, top.key_event
         top.has_key = False
         if key == "<<":
             self._merge(top, value, event)
             return
-        span = _span(self.source.path, event)
-        seen = top.seen if top.seen is not None else {}
-        top.seen = seen
-        if key in seen:
-            self._duplicate(top.path, key, span, seen[key])
-        elif top.merged is not None and key in top.merged:
-            top.merged.discard(key)
-        seen[key] = span
-        self.source.key_spans[(*top.path, key)] = span
+        merged = top.merged
+        duplicate = key in top.value and (merged is None or key not in merged)
+        if merged is not None and key in merged:
+            merged.discard(key)  # set here, over what `<<` brought in
+        if self.positions:
+            region = _pack(event.start_mark, event.end_mark)
+            if duplicate:
+                self._duplicate(top.path, key, region, self.key_spans[path])
+            self.key_spans[path] = region
+        elif duplicate:
+            raise _NeedPositions
         top.value[key] = value
 
     def _merge(self, top: _Frame, value: Any, event: Any) -> None:
@@ -286,17 +349,17 @@ class _Reader:
                     top.value[k] = v
                     merged.add(k)
 
-    def _duplicate(self, path: Path, key: Any, span: Span, first: Span) -> None:
+    def _duplicate(self, path: Path, key: Any, region: Region, first: Region) -> None:
         from meshc import codes
 
         where = ".".join(str(p) for p in path) or "the top level"
         self.source.diagnostics.append(
             codes.DUPLICATE_KEY.at(
-                span,
+                self.source.at(region),
                 f"the key {key!r} appears twice in {where}; YAML would silently keep "
                 "only the last one",
                 help_text=f"remove one of the two {key!r} entries or merge them",
-                related=[(first, f"first {key!r} is here")],
+                related=[(self.source.at(first), f"first {key!r} is here")],
             )
         )
 
@@ -314,25 +377,25 @@ class _Reader:
                 event.start_mark,
                 "mesh files use plain YAML values; remove the tag",
             )
-        path = self._place(event)
+        path = self._place()
         if path is None:
             raise _Refused(
                 "a mapping key must be a plain value, not a collection",
                 event.start_mark,
                 "use a string key",
             )
-        self.source.spans[path] = _span(self.source.path, event)
+        if self.positions:
+            self.spans[path] = _region(event)
         self.stack.append(_Frame(value, path, anchor=event.anchor))
 
     def _close(self, event: Any) -> None:
         frame = self.stack.pop()
-        start = self.source.spans[frame.path]
-        end = event.end_mark
-        self.source.spans[frame.path] = Span(
-            start.file, start.line, start.column, end.line + 1, end.column + 1
-        )
+        if self.positions:
+            start = self.spans[frame.path] >> 64  # keep the start, set the end
+            end = event.end_mark
+            self.spans[frame.path] = (start << 64) | (end.line << 32) | end.column
         self._count(0, event)
-        self._attach(frame.value, frame.size)
+        self._attach(frame.value, frame.size, frame.path)
         if frame.anchor:
             self.anchors[frame.anchor] = (frame.value, frame.size)
 
@@ -392,13 +455,47 @@ def load_bytes(path: str, raw: bytes, limits: Limits | None = None) -> Source:
 
 
 def _read(source: Source, limits: Limits) -> None:
-    from meshc import codes
+    """Read the data without positions, and index them only if someone asks.
 
-    reader = _Reader(source, limits)
+    A file with a duplicate key (MESH003, reported with both positions) is read again
+    with positions at once; any other problem carries its position in its mark.
+    """
     enabled = gc.isenabled()
     gc.disable()  # the cyclic GC makes loading big files super-linear (FACTS.md)
     try:
-        reader.run(yaml.parse(source.text, Loader=_Loader))
+        try:
+            _read_pass(source, limits, positions=False)
+        except _NeedPositions:
+            _read_pass(source, limits, positions=True)
+            return
+        if source.data is not None:
+            source._unindexed = limits
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _index(source: Source, limits: Limits) -> None:
+    """The positions of a file already read: a second pass over the same events."""
+    shadow = Source(source.path, source.text)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _read_pass(shadow, limits, positions=True)
+    finally:
+        if enabled:
+            gc.enable()
+    source.spans, source.key_spans = shadow.spans, shadow.key_spans
+
+
+def _read_pass(source: Source, limits: Limits, positions: bool) -> None:
+    from meshc import codes
+
+    reader = _Reader(source, limits, positions)
+    loader = None
+    try:
+        loader = _Loader(source.text)
+        reader.run(loader)
         source.data = reader.root
     except _Refused as refused:
         code = codes.REFUSED if refused.bound else codes.BAD_YAML
@@ -422,8 +519,8 @@ def _read(source: Source, limits: Limits) -> None:
         span = Span(source.path, 1, 1, 1, 1)
         source.diagnostics.append(codes.BAD_YAML.at(span, str(err), help_text=_yaml_help("")))
     finally:
-        if enabled:
-            gc.enable()
+        if loader is not None:
+            loader.dispose()
 
 
 def _yaml_help(message: str) -> str:

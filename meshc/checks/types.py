@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Iterator
+from typing import Any
 
 import networkx as nx
 from meshc import codes
@@ -165,12 +166,14 @@ def _join_keys(core: CoreMesh, source: Source, name: str, agent: CoreAgent) -> I
 
 def _fan_widths(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
     """MESH204: each coordinator against the aggregators that join its lanes."""
-    limit = sum(1 for a in core.agents.values() if a.role == "coordinator")  # nesting bound
+    roles = {name: agent.role for name, agent in core.agents.items()}
+    depth = sum(1 for role in roles.values() if role == "coordinator")  # bounds cycles
+    succ = dict(graph.adjacency())  # plain dicts: walked once per lane
     for cname, coord in core.agents.items():
         if coord.role != "coordinator" or cname not in graph:
             continue
         fan_out = [w for w in coord.write_names if w in core.streams]
-        joins = _joined_by(core, graph, list(dict.fromkeys(fan_out)), limit)
+        joins = _joined_by(roles, succ, list(dict.fromkeys(fan_out)), depth)
         for name, (reaching, joined) in sorted(joins.items()):
             agent = core.agents[name]
             lanes = [w for w in fan_out if w in reaching]
@@ -187,7 +190,7 @@ def _fan_widths(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[D
 
 
 def _joined_by(
-    core: CoreMesh, graph: nx.DiGraph, lanes: list[str], limit: int
+    roles: dict[str, str], succ: dict[str, dict[str, Any]], lanes: list[str], limit: int
 ) -> dict[str, tuple[set[str], set[str]]]:
     """Aggregator → (the lanes that reach it, the inputs it joins them through).
 
@@ -201,8 +204,8 @@ def _joined_by(
         todo = [(lane, 0)]
         while todo:
             node, depth = todo.pop()
-            for nxt in graph.successors(node):
-                role = core.agents[nxt].role if nxt in core.agents else None
+            for nxt in succ[node]:
+                role = roles.get(nxt)
                 if role == "aggregator" and depth == 0:
                     reaching, joined = found.setdefault(nxt, (set(), set()))
                     reaching.add(lane)

@@ -9,6 +9,7 @@ text in a mesh file can become code.
 from __future__ import annotations
 
 import hashlib
+import re
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,20 +23,58 @@ from meshc.typeexpr import TypeExpr, parse_type
 BUILTIN_HANDLERS = {"fanout", "merge", "llm"}
 
 
-def py(value: Any) -> str:
-    """A Python literal for plain data (str, int, float, bool, None, tuples, dicts)."""
+LITERAL_WIDTH = 72  # a string literal longer than this is split (ruff's limit is 100)
+
+
+def py(value: Any, *, wrap: bool = False) -> str:
+    """A Python literal for plain data (str, int, float, bool, None, tuples, dicts).
+
+    ``wrap`` splits long strings (LLM prompts) over several lines; see ``_wrapped``.
+    """
     if isinstance(value, str):
-        return repr(value)
+        return _wrapped(value) if wrap else repr(value)
     if isinstance(value, bool) or value is None:
         return repr(value)
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, tuple | list):
-        inner = ", ".join(py(v) for v in value)
+        inner = ", ".join(py(v, wrap=wrap) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{py(k)}: {py(v)}" for k, v in value.items()) + "}"
+        items = (f"{py(k)}: {py(v, wrap=wrap)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
     raise TypeError(f"no literal for {type(value).__name__}")
+
+
+def _wrapped(text: str) -> str:
+    """``repr`` of a str; a long one (an LLM prompt) as adjacent literals in parentheses,
+    split after spaces and line breaks, so that no generated line outgrows the limit."""
+    if len(repr(text)) <= LITERAL_WIDTH:
+        return repr(text)
+    chunks: list[str] = []
+    current = ""
+    for piece in _pieces(text):
+        if current and len(repr(current + piece)) > LITERAL_WIDTH:
+            chunks.append(current)
+            current = ""
+        current += piece
+    chunks.append(current)
+    return "(" + " ".join(repr(c) for c in chunks) + ")"
+
+
+def _pieces(text: str) -> list[str]:
+    """Words with the space or line break after them; overlong words cut to fit."""
+    out: list[str] = []
+    for word in re.split(r"(?<=[ \n])", text):
+        while len(repr(word)) > LITERAL_WIDTH:
+            cut = 1
+            while cut < len(word) and len(repr(word[: cut + 1])) <= LITERAL_WIDTH:
+                cut += 1
+            out.append(word[:cut])
+            word = word[cut:]
+        if word:
+            out.append(word)
+    return out
 
 
 @dataclass(frozen=True)
@@ -219,6 +258,6 @@ def _agent_spec(core: CoreMesh, agent: CoreAgent, handler: str | None) -> str:
         f"policy=Policy({policy})",
         f"deterministic={py(agent.deterministic)}",
         f"join={join}",
-        f"settings={py(settings)}",
+        f"settings={py(settings, wrap=True)}",
     ]
     return f"AgentSpec({', '.join(args)})"

@@ -46,20 +46,25 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.docs is not None and args.docs < 1:
         return fail(NAME, "--docs must be at least 1", 2)
+    if args.timeout <= 0:
+        return fail(NAME, "--timeout must be more than 0 seconds", 2)
     from meshes.review import format_report
 
     documents = sample_documents(args.docs)
     built = build_review_mesh()
     url = server_url(args, start=True)
     progress = _Progress()
-    result = review(built, url, documents, timeout=args.timeout, progress=progress)
-    progress.done()
+    try:
+        result = review(built, url, documents, timeout=args.timeout, progress=progress)
+    finally:
+        progress.done()
     if not result.complete:
         return _incomplete(result, args.timeout)
     color = use_color(args.color, sys.stdout)
     sys.stdout.write(format_report(result.summaries, documents, color=color))
     print(
-        f"reviewed {len(documents)} documents ({result.chunks} chunks) in {result.seconds:.1f} s",
+        f"reviewed {_count(len(documents), 'document')} ({_count(result.chunks, 'chunk')}) "
+        f"in {result.seconds:.1f} s",
         file=sys.stderr,
     )
     if not (args.redis or os.environ.get("REDIS_URL")):
@@ -77,6 +82,10 @@ def _incomplete(result: DemoResult, timeout: float) -> int:
         f"{timeout:g} s; `meshc status {review_mesh_file()}` shows where work waits",
         1,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class _Progress:

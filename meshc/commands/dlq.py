@@ -22,15 +22,20 @@ def register(sub: Any) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser("list", help="show an agent's dead letters, oldest first")
     add_mesh_options(show, diagnostics=False)
-    show.add_argument("agent", metavar="AGENT")
+    show.add_argument("agent", metavar="AGENT", help="the agent that dead-lettered them")
     show.add_argument("--count", "-n", type=int, default=100, metavar="N", help="default 100")
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(handler=guarded("dlq list", run_list))
     redo = actions.add_parser("redrive", help="put dead letters back on their source streams")
     add_mesh_options(redo)
-    redo.add_argument("agent", metavar="AGENT")
+    redo.add_argument("agent", metavar="AGENT", help="the agent that dead-lettered them")
     redo.add_argument(
-        "--id", dest="ids", nargs="+", metavar="ID", help="only these dead letters (default: all)"
+        "--id",
+        dest="ids",
+        action="extend",
+        nargs="+",
+        metavar="ID",
+        help="only these dead letters (default: all); after FILE AGENT, or repeated",
     )
     redo.set_defaults(handler=guarded("dlq redrive", run_redrive))
 

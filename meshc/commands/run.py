@@ -50,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     built, spec = load(args)
     url = server_url(args, start=True)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    if args.durability and (args.redis or os.environ.get("REDIS_URL")):
+        logging.getLogger("meshc.run").warning(
+            "--durability applies to the embedded server only; %s keeps its own settings",
+            redact(url),
+        )
     logging.getLogger("meshc.run").info(
         "mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url)
     )

@@ -20,11 +20,13 @@ import redis
 from meshc.api import MeshError
 from meshc.codegen.build import Built, build_cached
 from meshc.commands.validate import emit
-from meshc.runtime.connect import ConnectError, MeshOpsError, redact
+from meshc.runtime.connect import ConnectError, redact
+from meshc.runtime.errors import MeshRuntimeError
 from meshc.runtime.server import ServerError, ensure_server, resolve_url, server_status, stop_server
 from meshc.runtime.spec import MeshSpec
 
 Handler = Callable[[argparse.Namespace], int]
+DEBUG_ENV = "MESHC_DEBUG"
 REDIS_HELP = "server URL (redis://, rediss://); else REDIS_URL, else this folder's embedded server"
 
 
@@ -105,6 +107,8 @@ def guarded(name: str, handler: Handler) -> Handler:
 
     2 for what the user must fix before retrying (a file that cannot be opened, no
     server, a URL nothing answers at), 1 for a failed operation or an invalid mesh.
+    Anything else is a bug in meshc: reported on one line too, with its traceback
+    when ``MESHC_DEBUG`` is set.
     """
 
     @functools.wraps(handler)
@@ -116,7 +120,7 @@ def guarded(name: str, handler: Handler) -> Handler:
             return 1
         except (ServerError, ConnectError) as err:
             return fail(name, str(err), 2)
-        except MeshOpsError as err:
+        except MeshRuntimeError as err:  # MeshOpsError: submit, admin, wait; ConfigError
             return fail(name, str(err), 1)
         except redis.RedisError as err:
             return fail(name, f"server error: {_redis_reason(err, args)}", 1)
@@ -125,6 +129,15 @@ def guarded(name: str, handler: Handler) -> Handler:
         except OSError as err:
             where = f"{err.filename}: " if err.filename else ""
             return fail(name, f"{where}{err.strerror or err}", 2)
+        except Exception as err:  # a bug: still one line, with a way to see more
+            if os.environ.get(DEBUG_ENV):
+                raise
+            return fail(
+                name,
+                f"internal error: {type(err).__name__}: {err} "
+                f"(set {DEBUG_ENV}=1 to see the traceback)",
+                1,
+            )
 
     return run
 

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         payloads = [_payload(spec, args.stream, where, text) for where, text in lines]
     except _BadLine as err:
         return fail(NAME, f"{err}; nothing was submitted", 1)
+    except UnicodeDecodeError:
+        return fail(NAME, "stdin is not UTF-8 text; nothing was submitted", 1)
     if not payloads:
         return fail(NAME, "no task: give --json '{...}' or JSON lines on stdin", 2)
     with MeshClient(spec, server_url(args)) as client:

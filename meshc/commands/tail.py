@@ -24,7 +24,7 @@ ENTRY_ID = re.compile(r"\d+(-\d+)?")
 def register(sub: Any) -> None:
     p = sub.add_parser("tail", help="print a stream's entries as JSON lines", description=__doc__)
     add_mesh_options(p)
-    p.add_argument("stream", metavar="STREAM")
+    p.add_argument("stream", metavar="STREAM", help="any stream of the mesh")
     p.add_argument(
         "--from",
         dest="start",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from meshc.runtime import keys
+from meshc.runtime import keys, llm_store
 from meshc.runtime.client import Entry, decode_entry, group_lag, id_order, read_range, stream_keys
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import AgentSpec, MeshSpec
@@ -182,6 +182,9 @@ def _agent_status(r: redis.Redis, mesh: MeshSpec, agent: AgentSpec) -> dict[str,
             for p in range(mesh.partitions)
         ]
         out["late_partials"] = sum(int(v) for v in r.mget(late) if v is not None)
+    if agent.handler == "llm":
+        counters = llm_store.counter_keys(mesh.name, agent.name, mesh.partitions)
+        out["llm"] = llm_store.totals(r.mget(counters))
     return out
 
 
@@ -201,7 +204,22 @@ def format_status(report: dict[str, Any]) -> str:
     rows = [["AGENT", "ROLE", "DEAD LETTERS", "LATE PARTIALS"]]
     for name, a in report["agents"].items():
         rows.append([name, a["role"], str(a["dead_letters"]), str(a.get("late_partials", "-"))])
-    return "\n".join(lines + _table(rows))
+    lines += _table(rows)
+    llm = {name: a["llm"] for name, a in report["agents"].items() if "llm" in a}
+    if llm:
+        lines += ["", *_table(_llm_rows(llm))]
+    return "\n".join(lines)
+
+
+def _llm_rows(llm: dict[str, dict[str, int]]) -> list[list[str]]:
+    """The LLM agents' totals: calls, tokens, cache hits, errors, mean latency."""
+    rows = [["LLM AGENT", "CALLS", "PROMPT TOK", "COMPLETION TOK", "CACHE HITS", "ERRORS",
+             "INVALID", "MEAN MS"]]  # fmt: skip
+    for name, t in llm.items():
+        answered = t["calls"] - t["errors"]
+        mean = str(t["latency_ms"] // answered) if answered > 0 else "-"
+        rows.append([name, *(str(t[k]) for k in llm_store.COUNTERS[:-1]), mean])
+    return rows
 
 
 def _consumers(consumers: list[dict[str, Any]]) -> str:

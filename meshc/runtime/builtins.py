@@ -7,10 +7,14 @@ exactly like user code; the registry maps the names a mesh file may use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meshc.runtime.context import Context, Joined
+from meshc.runtime.errors import ConfigError
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from meshc.runtime.worker import Worker
 
 
 def fanout(payload: BaseModel, ctx: Context) -> None:
@@ -32,4 +36,39 @@ def merge(joined: Joined, ctx: Context) -> dict[str, Any]:
     }
 
 
-BUILTINS: dict[str, Callable[..., Any]] = {"fanout": fanout, "merge": merge}
+class Bound(Protocol):
+    """A handler made for one worker; closed when the worker stops."""
+
+    async def __call__(self, payload: Any, ctx: Context) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+class WorkerBuiltin:
+    """A built-in that needs its worker's own resources (its Redis client, its mesh).
+
+    The worker calls ``bind(worker)`` once and runs the handler that returns; calling
+    the unbound built-in is a mistake, reported as such.
+    """
+
+    def bind(self, worker: Worker) -> Bound:
+        raise NotImplementedError
+
+    def __call__(self, payload: Any, ctx: Context) -> Any:
+        raise ConfigError(f"the {self!r} built-in runs only inside a Worker, which binds it")
+
+
+class Llm(WorkerBuiltin):
+    """``handler: llm``: see ``meshc.runtime.llm``. Imported on bind, since ``openai`` is
+    slow to import and only LLM agents need it."""
+
+    def bind(self, worker: Worker) -> Bound:
+        from meshc.runtime.llm import LlmHandler
+
+        return LlmHandler(worker)
+
+    def __repr__(self) -> str:
+        return "llm"
+
+
+BUILTINS: dict[str, Callable[..., Any]] = {"fanout": fanout, "merge": merge, "llm": Llm()}

@@ -27,6 +27,10 @@ from pydantic import BaseModel, ValidationError
 PIPELINE_CHUNK = 500
 READ_COUNT = 1000
 WAIT_MARGIN_MS = 5_000
+# One blocking XREAD of ``wait_many`` waits at most this long, well under redis-py's
+# default socket read timeout (5 s in redis-py 8), which would otherwise end a longer
+# BLOCK with TimeoutError; the loop waits out the rest of the caller's timeout.
+WAIT_BLOCK_MS = 1_000
 
 
 class SubmitError(MeshOpsError):
@@ -325,7 +329,7 @@ class MeshClient:
             remaining = deadline - time.monotonic()
             if not wanted or remaining <= 0:
                 break
-            block = None if batch else max(1, int(remaining * 1000))
+            block = None if batch else max(1, min(int(remaining * 1000), WAIT_BLOCK_MS))
         return found
 
     def _result_streams(self, stream: str | None) -> list[str]:

@@ -18,6 +18,7 @@ from meshc.runtime.wire import dump_output
 from pydantic import BaseModel
 
 Output = tuple[str, bytes]
+RESERVED_FIELDS = frozenset({"data", "trace", "parent", "agent", "attempt"})
 
 
 class Context:
@@ -40,6 +41,7 @@ class Context:
         "stream",
         "partition",
         "log",
+        "header",
         "_models",
         "_outputs",
     )
@@ -64,6 +66,7 @@ class Context:
         self.stream = stream
         self.partition = partition
         self.log = log
+        self.header: dict[str, str] | None = None
         self._models = models
         self._outputs: list[Output] = []
 
@@ -71,6 +74,19 @@ class Context:
     def logger(self) -> logging.Logger:
         """Alias of ``log`` for handlers that prefer the longer name."""
         return self.log
+
+    def add_header(self, name: str, value: str) -> None:
+        """Add a header field to every output of this message (``llm_tokens``, …).
+
+        The wire format's own fields (``data``, ``trace``, ``parent``, ``agent``,
+        ``attempt``) cannot be replaced. Aggregators' merged results carry no extra
+        fields (their join script writes a fixed header).
+        """
+        if name in RESERVED_FIELDS:
+            raise ValueError(f"header field {name!r} is part of the wire format")
+        if self.header is None:
+            self.header = {}
+        self.header[name] = value
 
     def emit(self, stream: str, payload: Any) -> None:
         """Queue one output; it is written only if this message's commit succeeds.

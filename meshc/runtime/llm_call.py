@@ -6,7 +6,7 @@ replicas in the server (``llm_store``). The ``openai`` client's own retries are 
 because a retry it makes on its own would skip both gates and the accounting.
 
 Retried: 408, 409, 429, 5xx, timeouts and lost connections, with exponential backoff
-and jitter, or after the server's ``Retry-After`` when it sends one (a 429 also holds
+and jitter, or after the server's ``Retry-After`` when it sends one (which also holds
 every replica for that long). Other 4xx answers are not retried here. The API key is
 scrubbed from every message this module raises, since some servers echo request
 headers in their error bodies.
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-
 from meshc.runtime.errors import MeshRuntimeError, PermanentError
 from meshc.runtime.llm_store import Limits, SharedState
 
@@ -49,8 +48,11 @@ class Backoff:
     cap: float = 20.0
 
     def delay(self, retry: int) -> float:
-        full = min(self.cap, self.base * 2**retry)
+        full: float = min(self.cap, self.base * 2.0**retry)
         return full * (0.5 + random.random() / 2)
+
+
+DEFAULT_BACKOFF = Backoff()
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class ModelCaller:
         self.gate = asyncio.Semaphore(max_concurrent) if max_concurrent else None
         self.secret = secret
         self.log = log
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or DEFAULT_BACKOFF
 
     def redact(self, text: str) -> str:
         """``text`` without the API key."""
@@ -145,10 +147,10 @@ class ModelCaller:
             status = exc.status_code
             if status in RETRY_STATUSES or status >= 500:
                 after = retry_after(exc.response.headers)
+                if after is not None:  # the server asked every client to wait
+                    await self.state.hold(after)
                 if after is not None and after > MAX_RETRY_AFTER:
                     return ModelUnavailable(f"{reason}; Retry-After {after:g} s is too long")
-                if status == 429 and after is not None:
-                    await self.state.hold(after)
                 return _Retry(reason, after)
             if status in PERMANENT_STATUSES:
                 return PermanentError(f"model server refused the request: {reason}")

@@ -17,10 +17,9 @@ from typing import Any
 import orjson
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ValidationError
-
 from meshc.runtime.context import Joined
 from meshc.runtime.errors import ConfigError
+from pydantic import BaseModel, ValidationError
 
 Message = dict[str, str]
 MAX_ERROR_CHARS = 1500
@@ -40,7 +39,7 @@ class Prompt:
         try:
             self.template = env.from_string(template)
         except TemplateError as exc:
-            raise ConfigError(f"agent {agent!r}: its prompt is not a valid template: {exc}") from exc
+            raise ConfigError(f"agent {agent!r}: its prompt is no valid template: {exc}") from exc
         self.output = output
         self.schema = output.model_json_schema()
         self.schema_text = orjson.dumps(self.schema).decode()

@@ -92,7 +92,10 @@ return 0
 ADD = """
 for i, key in ipairs(KEYS) do
   local n = tonumber(ARGV[i])
-  if n ~= 0 then redis.call('SET', key, string.format('%d', tonumber(redis.call('GET', key) or '0') + n)) end
+  if n ~= 0 then
+    local total = tonumber(redis.call('GET', key) or '0') + n
+    redis.call('SET', key, string.format('%d', total))
+  end
 end
 return 0
 """
@@ -160,7 +163,8 @@ class SharedState:
     async def settle(self, limits: Limits, refund: int) -> None:
         """Give back tokens reserved but not used (or take the excess, as a debt)."""
         if limits.tokens_per_minute and refund:
-            await bucket(self.redis, [self.bucket_key], ("settle", refund, limits.tokens_per_minute))
+            args = ("settle", refund, limits.tokens_per_minute)
+            await bucket(self.redis, [self.bucket_key], args)
 
     async def hold(self, seconds: float) -> None:
         """Stop every replica from calling for ``seconds`` (the provider's Retry-After)."""

@@ -26,15 +26,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshc.runtime import keys, scripts
-from meshc.runtime.builtins import BUILTINS, fanout, merge
+from meshc.runtime.builtins import BUILTINS, Bound, WorkerBuiltin, fanout, merge
 from meshc.runtime.context import Call, Context
-from meshc.runtime.errors import ConfigError
+from meshc.runtime.errors import ConfigError, PermanentError
 from meshc.runtime.execute import Executor
 from meshc.runtime.join import JoinEngine
 from meshc.runtime.reader import Reader
 from meshc.runtime.spec import AgentSpec, MeshSpec
 from meshc.runtime.transport import make_client
-from meshc.runtime.wire import DATA, Delivery, dlq_fields, short_error, text
+from meshc.runtime.wire import (
+    AGENT,
+    ATTEMPT,
+    DATA,
+    PARENT,
+    TRACE,
+    Delivery,
+    dlq_fields,
+    short_error,
+    text,
+)
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -116,7 +126,9 @@ class Worker:
             ).encode()
             for p in self.partitions
         }
-        self.executor = Executor(resolve_handler(spec, handler), self.policy, agent)
+        chosen = resolve_handler(spec, handler)
+        self.bound: Bound | None = chosen.bind(self) if isinstance(chosen, WorkerBuiltin) else None
+        self.executor = Executor(self.bound or chosen, self.policy, agent)
         self.joiner = JoinEngine(self) if spec.role == "aggregator" else None
         self.reader = Reader(agent, self.consumer, self.inputs, self.policy, self.log)
         self.client: Redis | None = None
@@ -162,6 +174,8 @@ class Worker:
             self.log.info("stopped: %s", self.stats)
         finally:
             self.executor.close()
+            if self.bound is not None:
+                await self.bound.aclose()
             await self.client.aclose()
 
     async def _tick(self) -> None:
@@ -267,14 +281,28 @@ class Worker:
             except Exception as exc:
                 call.error = exc
             else:
-                batch.outputs(d, [(self.key(s, d.partition), data) for s, data in outputs])
+                keyed = [(self.key(s, d.partition), data) for s, data in outputs]
+                if call.ctx.header:  # extra header fields (e.g. LLM accounting)
+                    extra = call.ctx.header
+                    batch.entries(d, [(k, self._fields(d, data, extra)) for k, data in keyed])
+                else:
+                    batch.outputs(d, keyed)
                 return
         self.failed(d, call.error, batch)
 
+    def _fields(self, d: Delivery, data: bytes, extra: dict[str, str]) -> list[bytes]:
+        """An output's fields: the standard header (as COMMIT writes it) plus ``extra``."""
+        fields = [DATA, data, TRACE, d.trace, PARENT, d.entry_id, AGENT, self.spec.name.encode()]
+        fields += [ATTEMPT, str(d.attempt).encode()]
+        for name, value in extra.items():
+            fields += [name.encode(), value.encode()]
+        return fields
+
     def failed(self, d: Delivery, error: BaseException, batch: scripts.CommitBatch) -> None:
-        """Leave the entry pending for a retry, or dead-letter it on its last attempt."""
+        """Leave the entry pending for a retry, or dead-letter it on its last attempt
+        (at once for a ``PermanentError``: delivering it again cannot help)."""
         self.stats.failed += 1
-        last = d.attempt >= self.policy.max_deliveries
+        last = d.attempt >= self.policy.max_deliveries or isinstance(error, PermanentError)
         self.log.warning(
             "handler failed on %s %s (attempt %d of %d)%s: %s",
             d.stream,

@@ -45,6 +45,7 @@ from meshc.runtime.worker import Stats, Worker, resolve_handler
 
 Handler = Callable[..., Any]
 STOP_TIMEOUT = 15.0
+STEADY = 0.06  # seconds of no change before the mesh counts as settled
 
 
 class HarnessError(Exception):
@@ -338,32 +339,44 @@ class RunningMesh:
 
     # -- waiting ------------------------------------------------------------------------
 
-    def settle(self, timeout: float = 30.0) -> bool:
-        """Wait until nothing is in flight: no entry waiting or pending in any group,
-        no open join, no handler running, and worker counters steady. False on timeout;
-        HarnessError when a worker died."""
+    def settle(self, timeout: float = 30.0, *, open_joins_after: float | None = None) -> bool:
+        """Wait until nothing is in flight: no entry waiting or pending in any group, no
+        handler running, worker counters steady, and no join waiting for parts. False
+        on timeout; HarnessError when a worker died.
+
+        A join still open when everything else has been quiet for ``open_joins_after``
+        seconds waits for a part that nothing will deliver any more (it would only end
+        at its join timeout); with that argument, settle returns True then instead.
+        """
         deadline = time.monotonic() + timeout
-        steady, last = 0, self._progress()
+        since, last = time.monotonic(), self._progress()
         while time.monotonic() < deadline:
             if self.errors:
                 raise HarnessError("; ".join(self.errors))
-            now = self._progress()
-            quiet = self.tap.active == 0 and now == last and self.quiet()
-            steady = steady + 1 if quiet else 0
-            if steady >= 3:
+            now, groups, joins = self._progress(), *self._state()
+            if now != last or self.tap.active or groups:
+                since, last = time.monotonic(), now
+            quiet_for = time.monotonic() - since
+            if quiet_for >= STEADY and not joins:
                 return True
-            last = now
+            if open_joins_after is not None and quiet_for >= open_joins_after:
+                return True
             time.sleep(0.02)
         return False
 
     def _progress(self) -> tuple[int, ...]:
+        fields = ("read", "committed", "duplicates", "failed", "dead_lettered", "late")
         return tuple(
-            sum(getattr(w.stats, f) for w in self.workers)
-            for f in ("read", "committed", "duplicates", "failed", "dead_lettered", "late")
+            sum(getattr(w.stats, f) for w in self.workers) for f in (*fields, "joins_emitted")
         )
 
     def quiet(self) -> bool:
         """No group has entries undelivered or pending, and no join waits for parts."""
+        groups, joins = self._state()
+        return not groups and not joins
+
+    def _state(self) -> tuple[int, int]:
+        """(entries waiting or pending in some group, joins waiting for parts)."""
         pipe = self.redis.pipeline(transaction=False)
         group_keys = [
             key
@@ -373,25 +386,27 @@ class RunningMesh:
         ]
         for key in group_keys:
             pipe.xinfo_groups(key)
-        deadlines = self._deadline_keys()
-        for key in deadlines:
+        for key in self._deadline_keys():
             pipe.zcard(key)
         replies = pipe.execute()
-        for key, groups in zip(group_keys, replies, strict=False):
-            for g in groups:
-                if int(g["pending"]) or group_lag(self.redis, key, g):
-                    return False
-        return not any(int(n) for n in replies[len(group_keys) :])
+        busy = sum(
+            int(g["pending"]) + group_lag(self.redis, key, g)
+            for key, groups in zip(group_keys, replies, strict=False)
+            for g in groups
+        )
+        return busy, sum(int(n) for n in replies[len(group_keys) :])
 
     def forget_joins(self) -> int:
-        """Delete the "done" markers of finished joins, so a later task may reuse a join
-        key (call only when settled). Returns how many were deleted."""
+        """Delete every join's state: "done" markers (so a later task may reuse a join
+        key), open joins and their deadlines. Call when settled. Returns keys deleted."""
         found = [
             key
             for name, a in self.spec.agents.items()
             if a.join is not None
-            for key in self.redis.scan_iter(match=f"{self.spec.name}:{name}:done:*", count=1000)
+            for what in ("done", "join")
+            for key in self.redis.scan_iter(match=f"{self.spec.name}:{name}:{what}:*", count=1000)
         ]
+        found += [k for k in self._deadline_keys() if self.redis.exists(k)]
         return int(self.redis.delete(*found)) if found else 0
 
     def _deadline_keys(self) -> list[str]:

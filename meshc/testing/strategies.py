@@ -215,12 +215,15 @@ class _Builder:
         if expr.kind == "optional":
             return st.none() if deep else st.none() | self.of(expr.args[0], depth + 1)
         if expr.kind == "list":
-            size = 0 if deep else self.sizes.items
-            return st.lists(self.of(expr.args[0], depth + 1), max_size=size)
+            if deep:  # without building the item strategy: a type may contain itself
+                return st.just([])
+            return st.lists(self.of(expr.args[0], depth + 1), max_size=self.sizes.items)
         if expr.kind == "dict":
-            size = 0 if deep else self.sizes.items
+            if deep:
+                return st.just({})
             keys = st.text(max_size=10)
-            return st.dictionaries(keys, self.of(expr.args[0], depth + 1), max_size=size)
+            items = self.of(expr.args[0], depth + 1)
+            return st.dictionaries(keys, items, max_size=self.sizes.items)
         return self.record(self.schema.types[expr.name], depth)
 
     def record(self, fields: tuple[Field, ...], depth: int = 0) -> st.SearchStrategy[Any]:

@@ -1,0 +1,157 @@
+"""Benchmark: `analyze_file` on generated meshes of 100 to 100,000 agents.
+
+Each size is written as YAML (bench/meshgen.py: one producer, a root coordinator
+fanning out to regions, coordinators fanning out to lanes, chains of specialists,
+aggregators; about 2 streams per agent) and validated in a fresh child process, so
+one size's memory never weighs on the next: the best of 3 runs (1 for the largest),
+wall and CPU time, and the peak memory the analysis added (``ru_maxrss`` after it,
+less ``ru_maxrss`` after the imports). The table's last column compares the growth
+of time with the growth of size; the target is 10,000 agents under 1 s and a 10x
+bigger mesh taking at most 11x the time.
+
+    python -m bench.validate                 # 100, 1,000, 10,000, 100,000 agents
+    python -m bench.validate --sizes 100,1000 --json bench/results/validate.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.meshgen import generate
+
+DEFAULT_SIZES = (100, 1_000, 10_000, 100_000)
+TARGET_AGENTS, TARGET_SECONDS, TARGET_GROWTH = 10_000, 1.0, 1.1
+
+
+@dataclass
+class Row:
+    agents: int
+    streams: int
+    file_mb: float
+    seconds: float  # best wall time of `runs`
+    cpu_seconds: float  # CPU time of that run
+    peak_mb: float  # memory the analysis added at its peak
+    runs: int
+    diagnostics: int
+    growth: float | None = None  # (time ratio) / (size ratio) against the previous row
+
+
+def measure(path: str, runs: int) -> dict[str, Any]:
+    """In the child: import, then time `analyze_file` ``runs`` times."""
+    from meshc.api import analyze_file
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    best: tuple[float, float] = (float("inf"), 0.0)
+    diagnostics = 0
+    for _ in range(runs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        analysis = analyze_file(path)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        best = min(best, (wall, cpu))
+        diagnostics = len(analysis.diagnostics)
+        del analysis
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base  # KiB on Linux
+    return {"seconds": best[0], "cpu": best[1], "peak_kib": peak, "diagnostics": diagnostics}
+
+
+def run_size(agents: int, folder: Path) -> Row:
+    mesh = generate(agents)
+    path = folder / f"mesh_{agents}.yaml"
+    path.write_text(mesh.text, encoding="utf-8")
+    runs = 1 if agents >= 100_000 else 3
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.validate", "--child", str(path), "--runs", str(runs)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    got = json.loads(child.stdout)
+    return Row(
+        agents=mesh.agents,
+        streams=mesh.streams,
+        file_mb=round(path.stat().st_size / 1e6, 2),
+        seconds=round(got["seconds"], 4),
+        cpu_seconds=round(got["cpu"], 4),
+        peak_mb=round(got["peak_kib"] / 1024, 1),
+        runs=runs,
+        diagnostics=got["diagnostics"],
+    )
+
+
+def with_growth(rows: list[Row]) -> list[Row]:
+    for before, row in zip(rows, rows[1:], strict=False):
+        row.growth = round((row.seconds / before.seconds) / (row.agents / before.agents), 3)
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    head = (
+        f"{'agents':>8} {'streams':>8} {'file MB':>8} {'seconds':>8} {'cpu s':>7} "
+        f"{'peak MB':>8} {'time x / size x':>16}"
+    )
+    lines = [head, "-" * len(head)]
+    for before, row in zip([None, *rows], rows, strict=False):
+        growth = "" if before is None else (
+            f"{row.seconds / before.seconds:6.1f} / {row.agents / before.agents:<5.0f}"
+        )
+        lines.append(
+            f"{row.agents:>8,} {row.streams:>8,} {row.file_mb:>8.2f} {row.seconds:>8.3f} "
+            f"{row.cpu_seconds:>7.3f} {row.peak_mb:>8.1f} {growth:>16}"
+        )
+    return "\n".join(lines)
+
+
+def verdict(rows: list[Row]) -> dict[str, Any]:
+    at_target = [r for r in rows if r.agents == TARGET_AGENTS]
+    growths = [r.growth for r in rows if r.growth is not None]
+    return {
+        "clean": all(r.diagnostics == 0 for r in rows),
+        "target_seconds_at_10k": TARGET_SECONDS,
+        "under_target_at_10k": bool(at_target) and at_target[0].seconds < TARGET_SECONDS,
+        "max_growth": max(growths) if growths else None,
+        "growth_within_target": all(g <= TARGET_GROWTH for g in growths),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.validate", description=__doc__)
+    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
+    parser.add_argument("--json", metavar="PATH", help="also write the JSON result here")
+    parser.add_argument("--child", metavar="FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=3, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child, args.runs)))
+        return 0
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    with tempfile.TemporaryDirectory(prefix="meshc-bench-") as tmp:
+        rows = with_growth([run_size(n, Path(tmp)) for n in sizes])
+    result = {
+        "benchmark": "validate",
+        "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "rows": [asdict(r) for r in rows],
+        "verdict": verdict(rows),
+    }
+    print(table(rows))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0 if result["verdict"]["clean"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Helpers of the end-to-end tests: the CLI in-process or as a process, small meshes
+written into the test's folder, and polling."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import orjson
+import redis
+from meshc.cli import main
+from meshc.codegen.build import Built, build_cached
+from meshc.runtime.spec import MeshSpec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+    def json_lines(self) -> list[Any]:
+        return [orjson.loads(line) for line in self.lines]
+
+
+def cli(*args: str, stdin: str = "") -> Outcome:
+    """Run ``meshc ARGS`` in this process (fast: no interpreter start) and capture it."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        mock.patch("sys.stdin", io.StringIO(stdin)),
+    ):
+        code = main(list(args))
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+def meshc_process(*args: str, cwd: Path, timeout: float = 120.0) -> Outcome:
+    """Run ``python -m meshc ARGS`` as its own process, as a user would."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshc", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_mesh(folder: Path, name: str, mesh: str, handlers: str = "") -> Path:
+    """``<name>.yaml`` (and ``<name>_handlers.py`` when given) in ``folder``."""
+    if handlers:
+        (folder / f"{name}_handlers.py").write_text(textwrap.dedent(handlers), encoding="utf-8")
+    path = folder / f"{name}.yaml"
+    path.write_text(textwrap.dedent(mesh), encoding="utf-8")
+    return path
+
+
+def build(path: Path) -> tuple[Built, MeshSpec]:
+    built = build_cached(str(path))
+    return built, built.load_spec()
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``check`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def xlen(url: str, key: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.xlen(key))
+    finally:
+        client.close()
+
+
+def pending(url: str, key: str, group: str) -> int:
+    """Entries of ``group`` on ``key`` delivered but not acknowledged."""
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.xpending(key, group)["pending"])
+    finally:
+        client.close()
