@@ -36,6 +36,7 @@ import redis
 
 Mode = Literal["smoke", "quick", "full"]
 MODES: tuple[Mode, ...] = ("smoke", "quick", "full")
+ROOT = str(Path(__file__).resolve().parents[1])  # so children import ``bench`` anywhere
 READY = "READY"
 GO = "GO"
 
@@ -92,7 +93,9 @@ def server() -> Iterator[Server]:
         "--save", "",
         "--appendonly", "no",
     ]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "ab"), stderr=subprocess.STDOUT)
+    log = os.environ.get("BENCH_SERVER_LOG", os.devnull)  # set it to see the server's log
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     srv = Server(f"redis://127.0.0.1:{port}/0", proc, folder)
     try:
         _wait_answers(srv)
@@ -122,13 +125,21 @@ def _wait_answers(srv: Server, timeout: float = 10.0) -> None:
 class Child:
     """A child process running ``python -m <module> <args>`` with the READY/GO protocol."""
 
-    def __init__(self, module: str, args: Sequence[str], env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        module: str,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ):
         self.argv = [sys.executable, "-m", module, *args]
+        path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, "PYTHONPATH": path, **(env or {})},
+            cwd=cwd,
             text=True,
         )
 
@@ -370,10 +381,15 @@ def format_table(t: Table) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(t.columns))]
     left = [all(isinstance(row[i], str) for row in t.rows) for i in range(len(t.columns))]
     lines = [f"## {t.title}", ""]
-    lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |")
-    lines.append("|" + "|".join(("-" * (w + 1) + ("-" if lt else ":")) for w, lt in zip(widths, left)) + "|")
+    lines.append(
+        "| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)) + " |"
+    )
+    rule = ("-" * (w + 1) + ("-" if lt else ":") for w, lt in zip(widths, left, strict=True))
+    lines.append("|" + "|".join(rule) + "|")
     for row in cells[1:]:
-        padded = (c.ljust(w) if lt else c.rjust(w) for c, w, lt in zip(row, widths, left))
+        padded = (
+            c.ljust(w) if lt else c.rjust(w) for c, w, lt in zip(row, widths, left, strict=True)
+        )
         lines.append("| " + " | ".join(padded) + " |")
     return "\n".join(lines) + "\n"
 

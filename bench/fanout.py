@@ -139,22 +139,32 @@ def review_mesh(mode: str, replicas: int = 1, concurrency: int = 1) -> Any:
     agents = {
         "ingestion": AgentSpec("ingestion", "producer", (), (TASKS,), ""),
         "coordinator": AgentSpec(
-            "coordinator", "coordinator", (TASKS,), tuple(f"rv.lane.{x}" for x in LANES),
+            "coordinator",
+            "coordinator",
+            (TASKS,),
+            tuple(f"rv.lane.{x}" for x in LANES),
             "fanout",
         ),
         "aggregator": AgentSpec(
-            "aggregator", "aggregator", tuple(f"rv.out.{x}" for x in LANES), (SUMMARY,),
+            "aggregator",
+            "aggregator",
+            tuple(f"rv.out.{x}" for x in LANES),
+            (SUMMARY,),
             "merge",
             join=JoinSpec(("doc_id", "chunk_id"), 30.0, {f"rv.out.{x}": x for x in LANES}),
         ),
-    }  # fmt: skip
+    }
     for lane in LANES:
         streams[f"rv.lane.{lane}"] = StreamSpec(f"rv.lane.{lane}", ReviewTask)
         streams[f"rv.out.{lane}"] = StreamSpec(f"rv.out.{lane}", LensResult)
         agents[lane] = AgentSpec(
-            lane, "specialist", (f"rv.lane.{lane}",), (f"rv.out.{lane}",),
-            f"bench.fanout:lane_{mode}", policy=lane_policy,
-        )  # fmt: skip
+            lane,
+            "specialist",
+            (f"rv.lane.{lane}",),
+            (f"rv.out.{lane}",),
+            f"bench.fanout:lane_{mode}",
+            policy=lane_policy,
+        )
     return MeshSpec("rv", 1, streams, agents)
 
 
@@ -164,8 +174,11 @@ _RUN = uuid.uuid4().hex[:8]
 def task(i: int) -> dict[str, Any]:
     """Task ``i`` of this run. The join key (doc_id, chunk_id) must never repeat: a
     partial for a key whose join is done counts as late and emits nothing."""
-    return {"doc_id": f"doc-{_RUN}-{i // 8}", "chunk_id": i % 8,
-            "text": "A sentence to review. " * 4}  # fmt: skip
+    return {
+        "doc_id": f"doc-{_RUN}-{i // 8}",
+        "chunk_id": i % 8,
+        "text": "A sentence to review. " * 4,
+    }
 
 
 # -- running a mesh -----------------------------------------------------------------
@@ -182,8 +195,20 @@ def mesh_workers(
         spec = mesh.agents[name]
         if spec.reads:
             for _ in range(spec.policy.replicas):
-                argv.append(["worker", name, "--url", url, "--mode", mode,
-                             "--replicas", str(replicas), "--concurrency", str(concurrency)])  # fmt: skip
+                argv.append(
+                    [
+                        "worker",
+                        name,
+                        "--url",
+                        url,
+                        "--mode",
+                        mode,
+                        "--replicas",
+                        str(replicas),
+                        "--concurrency",
+                        str(concurrency),
+                    ]
+                )
     with children([("bench.fanout", args) for args in argv]) as started:
         yield started
 
@@ -286,9 +311,19 @@ def _celery_worker(url: str) -> None:
         print("READY", flush=True)
 
     app.worker_main(
-        ["worker", "--pool", "threads", "--concurrency", "4", "--loglevel", "WARNING",
-         "--without-heartbeat", "--without-gossip", "--without-mingle"]
-    )  # fmt: skip
+        [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--loglevel",
+            "WARNING",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
 
 
 # -- the benchmark ------------------------------------------------------------------
@@ -340,8 +375,14 @@ def _report(
     )
 
     def row(name: str, xs: Sequence[float]) -> list[Any]:
-        return [name, len(xs), percentile(xs, 50) * ms, percentile(xs, 90) * ms,
-                max(xs) * ms, percentile(xs, 50) / SLEEP]  # fmt: skip
+        return [
+            name,
+            len(xs),
+            percentile(xs, 50) * ms,
+            percentile(xs, 90) * ms,
+            max(xs) * ms,
+            percentile(xs, 50) / SLEEP,
+        ]
 
     lat.rows.append(row("meshc mesh (6 worker processes)", slow))
     lat.rows.append(row("Celery chord (threads x4) + merge", chord))

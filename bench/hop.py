@@ -177,9 +177,16 @@ def _report(
 ) -> Report:
     hop = Table(
         "1. Hop throughput (one pass-through agent, 100-byte payloads)",
-        ["contestant", "messages", "msg/s (median)", "min", "max", "vs raw MULTI loop",
-         "consumer CPU µs/msg"],
-    )  # fmt: skip
+        [
+            "contestant",
+            "messages",
+            "msg/s (median)",
+            "min",
+            "max",
+            "vs raw MULTI loop",
+            "consumer CPU µs/msg",
+        ],
+    )
     for v in ("raw", "script", "worker", "worker-async", "naive"):
         n = size["n"] if v in FAST else size["small"]
         rates = [rate for rate, _ in runs[v]]
@@ -196,11 +203,16 @@ def _report(
         cpu = median([c for _, c in runs[v]])
         peer.rows.append([NAMES[v], n, rate, paired(runs, "worker", v), cpu])
     checks = [
-        Check("hop: meshc Worker / raw MULTI loop", paired(runs, "worker", "raw"), ">=",
-              TARGET_RAW),
-        Check("peer: meshc Worker / FastStream", paired(runs, "worker", "faststream"), ">=",
-              TARGET_PEER),
-    ]  # fmt: skip
+        Check(
+            "hop: meshc Worker / raw MULTI loop", paired(runs, "worker", "raw"), ">=", TARGET_RAW
+        ),
+        Check(
+            "peer: meshc Worker / FastStream",
+            paired(runs, "worker", "faststream"),
+            ">=",
+            TARGET_PEER,
+        ),
+    ]
     notes = [
         "ratios are medians of per-repetition ratios (contestants run back to back)",
         f"preload rate (pipelined XADD, 1000 per round trip): {load_rate:,.0f}/s",
@@ -280,8 +292,9 @@ async def passthrough_async(payload: Msg, ctx: Any) -> Msg:
 def hop_mesh(agent: str, out: str) -> Any:
     from meshc.runtime.spec import AgentSpec, MeshSpec, Policy, StreamSpec
 
-    spec = AgentSpec(agent, "specialist", (IN,), (out,), "bench.hop:passthrough",
-                     policy=Policy(batch=BATCH))  # fmt: skip
+    spec = AgentSpec(
+        agent, "specialist", (IN,), (out,), "bench.hop:passthrough", policy=Policy(batch=BATCH)
+    )
     streams = {IN: StreamSpec(IN, Msg), out: StreamSpec(out, Msg)}
     return MeshSpec("bench", 1, streams, {agent: spec})
 
@@ -341,9 +354,9 @@ def child_main(argv: list[str]) -> None:
     elif args.variant == "worker-async":
         _worker(args.url, args.group, args.out, passthrough_async, args.profile)
     else:
-        {"raw": _raw, "naive": _naive, "script": _script, "faststream": _faststream}[
-            args.variant
-        ](args.url, args.group, args.out)
+        {"raw": _raw, "naive": _naive, "script": _script, "faststream": _faststream}[args.variant](
+            args.url, args.group, args.out
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

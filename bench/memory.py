@@ -143,9 +143,12 @@ def _report(rss: dict[str, float], mem: dict[str, float], size: dict[str, int]) 
     srv.rows += [
         ["in the stream, not yet read (backlog)", stream_b, stream_b * m * per_m],
         ["+ in a group's pending list (read, not acked)", pel_b, pel_b * m * per_m],
-        ["total for a read-but-unacknowledged entry", stream_b + pel_b,
-         (stream_b + pel_b) * m * per_m],
-    ]  # fmt: skip
+        [
+            "total for a read-but-unacknowledged entry",
+            stream_b + pel_b,
+            (stream_b + pel_b) * m * per_m,
+        ],
+    ]
     checks = [
         Check("worker RSS idle", rss["idle"], "<=", TARGET_RSS_MB, "MB"),
         Check("worker RSS peak under load", rss["peak"], "<=", TARGET_RSS_MB, "MB"),

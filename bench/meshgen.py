@@ -21,19 +21,14 @@ mesh: bench_{agents}
 version: 1
 description: A generated mesh for benchmarks.
 types:
-  Task:
-    id: str
-    text: str
-  Part:
-    id: str
-    score: float
-  Audit:
-    id: str
-    note: str
-  Merged:
-    id: str
-    parts: dict[str, any]
-    missing: list[str]
+"""
+TYPES = {
+    "Task": "    id: str\n    text: str\n",
+    "Part": "    id: str\n    score: float\n",
+    "Audit": "    id: str\n    note: str\n",
+    "Merged": "    id: str\n    parts: dict[str, any]\n    missing: list[str]\n",
+}
+DEFAULTS = """\
 defaults:
   max_deliveries: 5
   visibility_timeout: 30s
@@ -44,8 +39,10 @@ class _Mesh:
     def __init__(self) -> None:
         self.streams: list[str] = []
         self.agents: list[str] = []
+        self.types: set[str] = set()
 
     def stream(self, name: str, type_: str, terminal: bool = False) -> str:
+        self.types.add(type_)
         extra = "\n    terminal: true" if terminal else ""
         self.streams.append(f"  {name}:\n    type: {type_}{extra}\n")
         return name
@@ -97,9 +94,10 @@ def generate(agents: int) -> Generated:
     mesh.agent("ingest", "producer", [], [intake])
     regions = (agents - 2) // REGION_AGENTS
     region_streams = [mesh.stream(f"region.r{r}.tasks", "Task") for r in range(regions)]
-    mesh.agent("router", "coordinator", [intake], region_streams or [intake + ".none"])
-    if not regions:
-        mesh.streams.append("  intake.tasks.none:\n    type: Task\n    terminal: true\n")
+    if regions:
+        mesh.agent("router", "coordinator", [intake], region_streams, handler="fanout")
+    else:
+        mesh.agent("router", "coordinator", [intake], [mesh.stream("idle", "Task", True)])
     for r, source in enumerate(region_streams):
         _region(mesh, r, source)
     current = intake
@@ -109,5 +107,7 @@ def generate(agents: int) -> Generated:
         _specialist(mesh, f"monitor_{k}", current, out, terminal=k == rest - 1)
         current = out
     head = HEADER.format(agents=len(mesh.agents), streams=len(mesh.streams))
-    text = head + "streams:\n" + "".join(mesh.streams) + "agents:\n" + "".join(mesh.agents)
+    types = "".join(f"  {name}:\n{TYPES[name]}" for name in TYPES if name in mesh.types)
+    body = "streams:\n" + "".join(mesh.streams) + "agents:\n" + "".join(mesh.agents)
+    text = head + types + DEFAULTS + body
     return Generated(text, len(mesh.agents), len(mesh.streams))

@@ -61,9 +61,16 @@ def _report(rows: list[tuple[str, int, int, float]], size: dict[str, Any]) -> Re
     cores = os.cpu_count() or 1
     table = Table(
         "4. Replicas: review-mesh throughput (tasks/s; each task is one call per lane)",
-        ["lane handler", "replicas", "concurrency", "tasks", "tasks/s", "vs 1 replica",
-         "ceiling from handlers alone"],
-    )  # fmt: skip
+        [
+            "lane handler",
+            "replicas",
+            "concurrency",
+            "tasks",
+            "tasks/s",
+            "vs 1 replica",
+            "ceiling from handlers alone",
+        ],
+    )
     for kind, replicas, conc, rate in rows:
         if kind == "cpu":
             label = f"CPU-bound ({cpu_ms:.1f} ms of Python)"
@@ -78,9 +85,13 @@ def _report(rows: list[tuple[str, int, int, float]], size: dict[str, Any]) -> Re
         "workers run as subprocesses, one per replica; the server, coordinator and "
         "aggregator share the same cores",
     ]
-    params = {"sizes": {k: v for k, v in size.items() if k != "replicas"},
-              "replicas": list(size["replicas"]), "io_sleep_s": IO_SLEEP, "cpu_ms": cpu_ms,
-              "cpu_loops": CPU_LOOPS}  # fmt: skip
+    params = {
+        "sizes": {k: v for k, v in size.items() if k != "replicas"},
+        "replicas": list(size["replicas"]),
+        "io_sleep_s": IO_SLEEP,
+        "cpu_ms": cpu_ms,
+        "cpu_loops": CPU_LOOPS,
+    }
     return Report("replicas", [table], [], notes, params)
 
 

@@ -103,8 +103,10 @@ def table(rows: list[Row]) -> str:
     )
     lines = [head, "-" * len(head)]
     for before, row in zip([None, *rows], rows, strict=False):
-        growth = "" if before is None else (
-            f"{row.seconds / before.seconds:6.1f} / {row.agents / before.agents:<5.0f}"
+        growth = (
+            ""
+            if before is None
+            else (f"{row.seconds / before.seconds:6.1f} / {row.agents / before.agents:<5.0f}")
         )
         lines.append(
             f"{row.agents:>8,} {row.streams:>8,} {row.file_mb:>8.2f} {row.seconds:>8.3f} "
@@ -138,19 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     with tempfile.TemporaryDirectory(prefix="meshc-bench-") as tmp:
         rows = with_growth([run_size(n, Path(tmp)) for n in sizes])
+    outcome = verdict(rows)
     result = {
         "benchmark": "validate",
         "python": platform.python_version(),
         "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()},
         "rows": [asdict(r) for r in rows],
-        "verdict": verdict(rows),
+        "verdict": outcome,
     }
     print(table(rows))
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return 0 if result["verdict"]["clean"] else 1
+    return 0 if outcome["clean"] else 1
 
 
 if __name__ == "__main__":

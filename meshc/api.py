@@ -56,6 +56,7 @@ def _analyze(source: Source, resolve: bool) -> Analysis:
         return Analysis(source, None, sort_diagnostics(diags))
     dropped = frozenset(n for names in parsed.dropped.values() for n in names) | parsed.spared
     core, expand_diags = expand(parsed.mesh, source, dropped)
+    del parsed  # the typed models are no longer needed: free them before the checks
     diags.extend(expand_diags)
     diags.extend(run_checks(core, source))
     if resolve:

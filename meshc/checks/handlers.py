@@ -34,21 +34,8 @@ from meshc.source import Source
 BUILTINS = frozenset({"fanout", "merge", "llm"})
 # Top-level packages of Redis clients: a handler that imports one bypasses the mesh.
 REDIS_CLIENTS = frozenset(
-    {
-        "redis",
-        "aioredis",
-        "valkey",
-        "glide",
-        "coredis",
-        "walrus",
-        "rediscluster",
-        "redis_om",
-        "hiredis",
-        "pottery",
-        "asyncio_redis",
-        "tredis",
-        "fakeredis",
-    }
+    "redis aioredis valkey glide coredis walrus rediscluster redis_om hiredis pottery "
+    "asyncio_redis tredis fakeredis".split()
 )
 
 
@@ -144,9 +131,10 @@ def _importable_cwd(packages: set[str]) -> Iterator[None]:
                 del sys.modules[name]
 
 
-def _under(module: ModuleType | None, folder: str) -> bool:
-    # Read the module's dict, not its attributes: a module __getattr__ is user code.
-    found = vars(module) if module is not None else {}
+def _under(module: object, folder: str) -> bool:
+    # Read the module's dict, not its attributes: a module __getattr__ is user code
+    # (and sys.modules may hold objects that are not modules at all).
+    found = vars(module) if isinstance(module, ModuleType) else {}
     places = [found.get("__file__"), *(found.get("__path__") or [])]
     prefix = os.path.join(folder, "")
     return any(isinstance(p, str) and os.path.abspath(p).startswith(prefix) for p in places)
@@ -163,9 +151,11 @@ def _import(name: str) -> _Loaded:
 
 
 def _describe(err: BaseException) -> str:
-    text = str(err)
-    if isinstance(err, SystemExit):
-        text = f"exit status {err.code!r}"
+    """``Type: text`` of an exception that user code raised (its __str__ may raise too)."""
+    try:
+        text = f"exit status {err.code!r}" if isinstance(err, SystemExit) else str(err)
+    except Exception:
+        text = ""
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
@@ -264,7 +254,11 @@ def _signature_problem(target: Any) -> str | None:
     try:
         signature.bind(object(), object())
     except TypeError as err:
-        return f"cannot take two positional arguments ({err}; its signature is {signature})"
+        try:
+            shown = f"; its signature is {signature}"
+        except Exception:  # an annotation's repr is user code
+            shown = ""
+        return f"cannot take two positional arguments ({err}{shown})"
     return None
 
 

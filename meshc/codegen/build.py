@@ -29,6 +29,13 @@ class Built:
     def load_spec(self) -> MeshSpec:
         if str(self.root) not in sys.path:
             sys.path.insert(0, str(self.root))
+        loaded = sys.modules.get(self.package)
+        if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(
+            str(self.root)
+        ):
+            # Another build of a mesh with this name was imported before: forget it.
+            for name in [m for m in sys.modules if m.split(".")[0] == self.package]:
+                del sys.modules[name]
         module = importlib.import_module(f"{self.package}.topology")
         spec: MeshSpec = module.MESH
         return spec

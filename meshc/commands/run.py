@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from meshc.codegen.build import Built
-from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.commands.server import add_mesh_options, guarded, load, server_url
+from meshc.runtime.acl import DEFAULT_SECRET_FILE, enable, env_name
 from meshc.runtime.connect import redact
 from meshc.runtime.launch import LOG_FORMAT, run_mesh
 from meshc.runtime.supervisor import SupervisorEvent
@@ -34,19 +35,21 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--acl",
         action="store_true",
-        help="apply the compiled ACL rules, one server user per agent (not yet supported: exits 2)",
+        help="apply the compiled ACL rules: one server user per agent, plus an operator; "
+        "each worker connects as its own user",
+    )
+    p.add_argument(
+        "--acl-secrets",
+        metavar="PATH",
+        type=Path,
+        default=DEFAULT_SECRET_FILE,
+        help="JSON {user: password}; created with random passwords when absent "
+        "(MESHC_ACL_PASSWORD_<USER> overrides). Default: .meshc/acl-secrets.json",
     )
     p.set_defaults(handler=guarded("run", run))
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.acl:
-        return fail(
-            "run",
-            "--acl is not yet supported; run without it for now "
-            "(`meshc compile` already writes the rules to acl.py)",
-            2,
-        )
     built, spec = load(args)
     url = server_url(args, start=True)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
@@ -58,7 +61,24 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("meshc.run").info(
         "mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url)
     )
-    return run_mesh(spec, built.package, url, extra_env=worker_env(built), on_event=_quiet)
+    url_for = None
+    if args.acl:
+        users = enable(url, built.package, args.acl_secrets)
+        url_for = users.for_agent
+        logging.getLogger("meshc.run").info(
+            "ACLs on: one user per agent; operator user %s (password in %s or %s)",
+            users.operator_user,
+            args.acl_secrets,
+            env_name(users.operator_user),
+        )
+    return run_mesh(
+        spec,
+        built.package,
+        url,
+        url_for=url_for,
+        extra_env=worker_env(built),
+        on_event=_quiet,
+    )
 
 
 def worker_env(built: Built) -> dict[str, str]:

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from meshc.runtime.connect import MeshOpsError
     from meshc.testing.outcome import RunSettings
     from meshc.testing.report import format_report
-    from meshc.testing.runner import ServerInUse, run_tests
+    from meshc.testing.runner import ServerInUse, UnknownAgent, run_tests
 
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
     settings = RunSettings(args.max_examples, seed, max(1, min(10, args.max_examples // 10)))
@@ -68,10 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except MeshError as err:
         emit([err.analysis], argparse.Namespace(format="text", color="auto"))
         return 1
-    except KeyError as err:
-        print(f"meshc test: the mesh has no agent {err.args[0]!r}", file=sys.stderr)
-        return 2
-    except (ServerInUse, MeshOpsError) as err:
+    except (UnknownAgent, ServerInUse, MeshOpsError) as err:
         print(f"meshc test: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # no traceback, ever: say what broke and where to look

@@ -14,15 +14,17 @@ import os
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
+from meshc.runtime.connect import MeshOpsError
 
 ENV_PREFIX = "MESHC_ACL_PASSWORD_"
 
 
-class AclError(Exception):
+class AclError(MeshOpsError):
     """Raised when rules cannot be applied (no ACL support, bad rule, no admin right)."""
 
 
@@ -125,3 +127,44 @@ def with_credentials(url: str, user: str, password: str) -> str:
         query += f"username={quote(user, safe='')}&password={quote(password, safe='')}"
         return urlunsplit((parts.scheme, "", parts.path, query, parts.fragment))
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+DEFAULT_SECRET_FILE = Path(".meshc") / "acl-secrets.json"
+
+
+def enable(url: str, package: str, secret_file: Path = DEFAULT_SECRET_FILE) -> AgentUrls:
+    """Apply a compiled package's rules on the server at ``url`` (an admin connection).
+
+    Returns each agent's URL with its own credentials, and the operator's.
+    """
+    import importlib
+
+    from meshc.runtime.connect import connect  # noqa: PLC0415 - keeps import light
+
+    acl = importlib.import_module(f"{package}.acl")
+    rules = {acl.USERS[agent]: rule for agent, rule in acl.RULES.items()}
+    rules[acl.OPERATOR_USER] = acl.OPERATOR_RULE
+    passwords = load_passwords(sorted(rules), secret_file)
+    client = connect(url)
+    try:
+        dropped = apply_users(client, rules, passwords)
+    finally:
+        client.close()
+    agents = {
+        agent: with_credentials(url, user, passwords[user]) for agent, user in acl.USERS.items()
+    }
+    operator = with_credentials(url, acl.OPERATOR_USER, passwords[acl.OPERATOR_USER])
+    return AgentUrls(agents, acl.OPERATOR_USER, operator, dropped)
+
+
+@dataclass(frozen=True)
+class AgentUrls:
+    """What ``enable`` set up: per-agent URLs (secret), the operator's user and URL."""
+
+    agents: dict[str, str]
+    operator_user: str
+    operator_url: str
+    dropped: list[str]
+
+    def for_agent(self, agent: str) -> str:
+        return self.agents[agent]

@@ -72,3 +72,7 @@ class Llm(WorkerBuiltin):
 
 
 BUILTINS: dict[str, Callable[..., Any]] = {"fanout": fanout, "merge": merge, "llm": Llm()}
+
+# Built-ins the executor runs on the event loop rather than in its thread pool: pure
+# and fast, so a thread hop would cost more than the call (see ``execute.py``).
+INLINE: frozenset[Callable[..., Any]] = frozenset({fanout, merge})

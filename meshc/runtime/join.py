@@ -34,7 +34,7 @@ import orjson
 from meshc.runtime import keys, scripts
 from meshc.runtime.context import Call, Context, Joined
 from meshc.runtime.errors import ConfigError
-from meshc.runtime.wire import AGENT, DATA, TRACE, Delivery, short_error
+from meshc.runtime.wire import AGENT, DATA, TRACE, Delivery, short_error, text
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
@@ -126,7 +126,9 @@ class JoinEngine:
             head = (self.w.spec.name, len(self.lane_models), self.timeout_ms)
             call = stores[p] = scripts.ScriptCall(head, (self.deadlines[p], self.late[p]))
         values = payload.model_dump(mode="json", include=set(self.on))
-        jid = join_id([values.get(f) for f in self.on])
+        # One join per task: the partials of a task share its trace, so a task submitted
+        # again later (same key values, new trace) is joined afresh, not counted as late.
+        jid = join_id([text(d.trace), *(values.get(f) for f in self.on)])
         hash_key, done_key = self._state_keys(jid, p)
         call.args += (
             call.key(d.key),

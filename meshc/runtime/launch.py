@@ -26,9 +26,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT, stream=sys.stderr
-    )
+    """INFO by default; ``-v`` for DEBUG; ``MESHC_LOG_LEVEL`` (e.g. WARNING) overrides."""
+    level = os.environ.get("MESHC_LOG_LEVEL", "DEBUG" if verbose else "INFO").upper()
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
 
 
 def agent_main(
@@ -114,6 +114,4 @@ def run_mesh(
     commands = worker_commands(mesh, package, url_for or (lambda _agent: url), extra_env)
     log = logging.getLogger("meshc.run")
     log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
-    return supervise(
-        commands, on_event=on_event or (lambda e: log.info("%s", e.describe())), stop=stop
-    )
+    return supervise(commands, on_event=on_event, stop=stop)

@@ -136,7 +136,7 @@ def demo_overrides(
 
 
 class LlmHandler:
-    """The ``llm`` handler bound to one worker (built by ``builtins.llm.bind``)."""
+    """The ``llm`` handler bound to one worker (made by ``builtins.Llm.bind``)."""
 
     def __init__(self, host: Host, environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ

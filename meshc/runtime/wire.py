@@ -62,8 +62,12 @@ def dump_output(model: type[BaseModel], value: Any) -> bytes:
     built); anything else (a dict, another model) is validated first, so a payload
     that does not fit is caught before the commit rather than by the next reader.
     """
+    # pydantic's core serializer directly: bytes without model_dump_json's wrapper and
+    # the str round trip (half the cost of a pass-through's output, profiled).
+    serialize = model.__pydantic_serializer__.to_json
     if type(value) is model:
-        return value.model_dump_json().encode()
+        out: bytes = serialize(value)
+        return out
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     if not isinstance(value, Mapping):
@@ -72,9 +76,10 @@ def dump_output(model: type[BaseModel], value: Any) -> bytes:
             f"not {type(value).__name__}"
         )
     try:
-        return model.model_validate(value).model_dump_json().encode()
+        out = serialize(model.model_validate(value))
     except ValidationError as exc:
         raise InvalidOutput(f"output does not fit {model.__name__}: {exc}") from exc
+    return out
 
 
 def dlq_fields(delivery: Delivery, agent: str, error: str, deliveries: int) -> list[bytes]:

@@ -102,21 +102,29 @@ def _describe(exc: Exception) -> str:
 
 
 def input_label(spec: MeshSpec, stream: str) -> str:
-    return f"{stream} ({spec.streams[stream].model.__name__})"
+    return f"{stream}, type {spec.streams[stream].model.__name__}"
 
 
-def _inputs(
-    spec: MeshSpec, agent: AgentSpec
-) -> list[tuple[str, st.SearchStrategy[Any], Callable[[Any], Any]]]:
-    """(label, strategy, to-handler-input) per input: payloads per stream, or Joined."""
+Input = tuple[str, str, st.SearchStrategy[Any], Callable[[Any], Any]]
+
+
+def _inputs(spec: MeshSpec, agent: AgentSpec) -> list[Input]:
+    """(stream, label, strategy, to-handler-input) per input: payloads, or a Joined."""
     if agent.join is not None:
-        return [(f"Joined parts of {agent.name}", joined(spec, agent.name), lambda j: j)]
+        return [("", "Joined parts", joined(spec, agent.name), _fresh)]
     schema = schema_of(spec)
-    out: list[tuple[str, st.SearchStrategy[Any], Callable[[Any], Any]]] = []
-    for stream in agent.reads:
-        model = spec.streams[stream].model
-        out.append((input_label(spec, stream), payloads(schema, stream), model.model_validate))
-    return out
+    return [
+        (s, input_label(spec, s), payloads(schema, s), spec.streams[s].model.model_validate)
+        for s in agent.reads
+    ]
+
+
+def _fresh(value: Joined, order: list[str] | None = None) -> Joined:
+    """A deep copy of a Joined (parts in ``order``), so a merge that mutates its parts
+    cannot change what the next call sees."""
+    lanes = order if order is not None else list(value.parts)
+    parts = {lane: value.parts[lane].model_copy(deep=True) for lane in lanes}
+    return Joined(dict(value.key), parts, value.missing)
 
 
 def contract(
@@ -124,20 +132,23 @@ def contract(
 ) -> Outcome:
     """Every valid input is accepted and every output fits its stream's type."""
     outcome = Outcome("contract", agent.name)
-    for label, strategy, convert in _inputs(spec, agent):
-        stream = label.split(" ")[0]
+    for stream, label, strategy, convert in _inputs(spec, agent):
 
         def body(value: Any, convert: Callable[[Any], Any] = convert, stream: str = stream) -> None:
             call = caller.call(agent, handler, convert(value), stream)
-            if call.error is not None:
-                problem = "an output does not fit" if "output error" in call.error else "raised"
-                raise CheckFailure(
-                    f"the handler {problem} on a valid input: {call.error}",
-                    agent=agent.name,
-                    help="a handler must accept every payload its input type allows and "
-                    "return outputs of its output streams' types; narrow the type in the "
-                    "mesh or handle the case",
-                )
+            if call.error is None:
+                return
+            if "output error" in call.error:
+                message = f"an output of the handler does not fit its stream: {call.error}"
+            else:
+                message = f"the handler raised on a valid input: {call.error}"
+            raise CheckFailure(
+                message,
+                agent=agent.name,
+                help="a handler must accept every payload its input type allows and "
+                "return outputs of its output streams' types; narrow the type in the "
+                "mesh or handle the case",
+            )
 
         run_property(outcome, strategy, body, run, label=label)
         if outcome.failed:
@@ -154,8 +165,7 @@ def determinism(
         outcome.status = SKIP
         outcome.note = "deterministic: false; duplicates checked end to end"
         return outcome
-    for label, strategy, convert in _inputs(spec, agent):
-        stream = label.split(" ")[0]
+    for stream, label, strategy, convert in _inputs(spec, agent):
 
         def body(value: Any, convert: Callable[[Any], Any] = convert, stream: str = stream) -> None:
             first = caller.call(agent, handler, convert(value), stream)
@@ -197,14 +207,13 @@ def join_order(
 
     def body(value: Joined) -> None:
         nonlocal unsteady
-        first = caller.call(agent, handler, value)
-        if caller.call(agent, handler, value) != first:
+        first = caller.call(agent, handler, _fresh(value))
+        if caller.call(agent, handler, _fresh(value)) != first:
             unsteady = True  # not deterministic at all: the determinism check reports it
             return
         declared = list(value.parts)
         for order in orders(declared)[1:]:
-            parts: dict[str, BaseModel] = {lane: value.parts[lane] for lane in order}
-            other = caller.call(agent, handler, Joined(value.key, parts, value.missing))
+            other = caller.call(agent, handler, _fresh(value, order))
             if other != first:
                 raise CheckFailure(
                     "the merged result depends on the order in which the partials arrived",

@@ -16,6 +16,10 @@ would. Then, per task:
 5. re-sending the partials of a finished join (a duplicate delivery to an aggregator)
    adds no second result.
 
+Waiting ignores a join's timeout: once nothing has moved for a second, a join still
+open waits for a part that no agent will write, so the task is reported at once
+(naming the agent that read it and wrote nothing) instead of after ``join.timeout``.
+
 Shrinking an end-to-end failure replays the mesh many times, so it is bounded in
 time; past the budget, inputs not seen to fail are taken as passing and the
 smallest failure found so far is reported.

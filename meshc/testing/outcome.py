@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
@@ -57,7 +57,6 @@ class Outcome:
     examples: int = 0
     note: str = ""
     failure: CheckFailure | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:

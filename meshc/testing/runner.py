@@ -41,6 +41,14 @@ REPLICAS = 2
 SETTLE_TIMEOUT = 30.0  # joins do not count: one left open when all else is quiet fails
 
 
+class UnknownAgent(Exception):
+    """Raised when ``agent`` names no agent of the mesh."""
+
+    def __init__(self, agent: str, known: list[str]) -> None:
+        self.agent = agent
+        super().__init__(f"the mesh has no agent {agent!r} (agents: {', '.join(known)})")
+
+
 class ServerInUse(Exception):
     """Raised when ``--redis`` points at a server that already holds this mesh's keys."""
 
@@ -94,7 +102,7 @@ def run_tests(
     started = time.monotonic()
     loaded = load(path, folder)
     if agent is not None and agent not in loaded.spec.agents:
-        raise KeyError(agent)
+        raise UnknownAgent(agent, sorted(loaded.spec.agents))
     report = Report(path, loaded.spec, run, agent=agent)
     steps = _unit_steps(loaded, run, agent)
     e2e = agent is None and not loaded.problems
@@ -122,6 +130,9 @@ Step = Callable[[checks.Caller], Outcome]
 def _unit_steps(loaded: LoadedMesh, run: RunSettings, only: str | None) -> list[tuple[str, Step]]:
     spec = loaded.spec
     steps: list[tuple[str, Step]] = []
+    if only is not None and not spec.agents[only].reads:
+        note = f"{spec.agents[only].role}: reads nothing, runs no handler"
+        return [(f"handler · {only}", lambda _caller: Outcome("handler", only, SKIP, note=note))]
     for name in pipeline_order(spec):
         if only is not None and name != only:
             continue

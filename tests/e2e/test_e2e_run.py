@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 from e2e_kit import cli, wait_for, write_mesh
+from meshc.runtime.acl import with_credentials
 
 MESH = """\
     mesh: echoes
@@ -62,10 +63,35 @@ def test_run_restarts_a_killed_worker_and_reports_it(workdir: Path) -> None:
     assert "worker echo" in text and "stopped" in text and "Traceback" not in text
 
 
-def test_run_with_acl_is_not_yet_supported(workdir: Path) -> None:
+def test_run_with_acl_runs_each_agent_as_its_own_user(workdir: Path) -> None:
     mesh = str(write_mesh(workdir, "echoes", MESH, HANDLERS))
-    done = cli("run", mesh, "--acl")
-    assert done.code == 2 and "--acl is not yet supported" in done.err
+    log = workdir / "run-acl.log"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    with open(log, "wb") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "meshc", "run", mesh, "--acl"], cwd=workdir, env=env, stderr=err
+        )
+    try:
+        wait_for(lambda: "worker echo (pid" in log.read_text(), what="the worker starts")
+        assert "ACLs on" in log.read_text() and "echoes.operator" in log.read_text()
+        secrets = orjson.loads((workdir / ".meshc" / "acl-secrets.json").read_bytes())
+        assert sorted(secrets) == ["echoes.echo", "echoes.feed", "echoes.operator"]
+        server = orjson.loads((workdir / ".meshc" / "server.json").read_bytes())["url"]
+        operator = with_credentials(server, "echoes.operator", secrets["echoes.operator"])
+        done = cli("submit", mesh, "e.in", "--json", '{"text": "abc"}', "--redis", operator)
+        assert done.code == 0, done.err
+        wait_for(
+            lambda: cli("tail", mesh, "e.out", "--redis", operator).lines != [],
+            what="the echo worker, logged in as its own user",
+        )
+        out = cli("tail", mesh, "e.out", "--redis", operator).json_lines()
+        assert out[0]["data"] == {"text": "cba"}
+        for password in secrets.values():
+            assert password not in log.read_text()
+    finally:
+        run.send_signal(signal.SIGTERM)
+        run.wait(30)
+    assert run.returncode == 0, log.read_text()
 
 
 def _follow(mesh: str, workdir: Path, env: dict[str, str]) -> None:

@@ -60,7 +60,7 @@ def test_contract_finds_and_shrinks_an_input_the_handler_rejects(
     assert failure.agent == "a"
     assert failure.payload == {"id": "", "text": " "}  # the smallest failing payload
     assert "ValueError" in failure.message and "more than one word" in failure.message
-    assert failure.label == "t.lane.a (Task)"
+    assert failure.label == "t.lane.a, type Task"
 
 
 def test_contract_finds_outputs_that_do_not_fit(mesh: LoadedMesh, caller: checks.Caller) -> None:

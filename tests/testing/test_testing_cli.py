@@ -73,7 +73,9 @@ def test_the_broken_example_fails_naming_both_faulty_agents(
     assert sorted(failed) == [("determinism", "stamp"), ("join order", "collector")]
     assert "FAIL determinism · agent `stamp`" in out
     assert "FAIL join order · agent `collector`" in out
-    assert 'smallest failing input (broken.lane.stamp (Task)):\n    {"doc_id":"","text":""}' in out
+    assert (
+        'smallest failing input (broken.lane.stamp, type Task):\n    {"doc_id":"","text":""}' in out
+    )
     assert "parts in order words, stamp, sample:" in out
     assert "rerun: meshc test meshes/broken/broken_review.yaml --seed 11" in out
     assert "2 of 13 checks failed (determinism: stamp; join order: collector)" in out
@@ -118,7 +120,7 @@ def test_an_invalid_mesh_prints_its_diagnostics(
     ("args", "message"),
     [
         (["nope.yaml"], "nope.yaml: error: cannot open"),
-        ([BROKEN, "--agent", "ghost"], "the mesh has no agent 'ghost'"),
+        ([BROKEN, "--agent", "ghost"], "the mesh has no agent 'ghost' (agents: collector,"),
         ([BROKEN, "--max-examples", "0"], "expected a positive integer"),
     ],
 )

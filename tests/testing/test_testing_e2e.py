@@ -57,7 +57,7 @@ def test_a_task_that_a_lane_drops_is_reported_with_the_lane(tmp_path: Path) -> N
                 "missing": list(joined.missing)}
     """
     path = write_mesh(tmp_path, handlers)
-    report = run_tests(str(path), RUN, folder=tmp_path)
+    report = run_tests(str(path), RunSettings(10, 3, 3, shrink=False), folder=tmp_path)
     e2e = outcome(report, "end to end", "t.tasks")
     assert e2e.status == FAIL
     assert e2e.failure.agent == "b"

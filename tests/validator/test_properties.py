@@ -17,13 +17,16 @@ import networkx as nx
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
 from meshc.api import Analysis, analyze_text
 
 ROOT = Path(__file__).parents[2]
 ROLES = ["producer", "coordinator", "specialist", "aggregator", "sink"]
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+FAST = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+FUZZ = settings(
+    max_examples=500, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def analyze(text: str | bytes) -> Analysis:
