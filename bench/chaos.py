@@ -608,6 +608,10 @@ def count_log(path: Path) -> dict[str, int]:
     text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
     counts = {name: len(re.findall(pattern, text)) for name, pattern in LOG_COUNTERS.items()}
     counts["reclaimed_entries"] = sum(int(n) for n in re.findall(r"reclaimed (\d+) idle", text))
+    # A worker (re)started while the server is down fails at group creation, before its
+    # loop (which rides out a lost server); the supervisor restarts it.
+    tracebacks = re.findall(r"stopped on an error\n((?:(?!\d{4}-\d\d-\d\d ).*\n)*)", text)
+    counts["worker_errors_at_start"] = sum("create_groups" in tb for tb in tracebacks)
     return counts
 
 
@@ -615,6 +619,7 @@ def verdict(report: dict[str, Any]) -> bool:
     t = report["tasks"]
     cfg = report["config"]
     servers = [f for f in report["faults"] if f["kind"] == "server"]
+    log = report["worker_log"]
     return (
         t["delivered_once"] == t["submitted"]
         and not (t["lost"] or t["duplicated"] or t["unexpected"] or t["incomplete"])
@@ -625,6 +630,7 @@ def verdict(report: dict[str, Any]) -> bool:
         and not any(report["dead_letters"].values())
         and not any("FAILED" in f["outcome"] for f in report["faults"])
         and len([f for f in servers if f["hit"]]) == cfg["server_restarts"]
+        and log["worker_errors"] == log["worker_errors_at_start"]
     )
 
 

@@ -45,6 +45,7 @@ class Row:
     runs: int
     diagnostics: int
     growth: float | None = None  # (time ratio) / (size ratio) against the previous row
+    cpu_growth: float | None = None  # the same with CPU time, steadier on a busy machine
 
 
 def measure(path: str, runs: int) -> dict[str, Any]:
@@ -92,25 +93,27 @@ def run_size(agents: int, folder: Path) -> Row:
 
 def with_growth(rows: list[Row]) -> list[Row]:
     for before, row in zip(rows, rows[1:], strict=False):
-        row.growth = round((row.seconds / before.seconds) / (row.agents / before.agents), 3)
+        size = row.agents / before.agents
+        row.growth = round(row.seconds / before.seconds / size, 3)
+        row.cpu_growth = round(row.cpu_seconds / before.cpu_seconds / size, 3)
     return rows
 
 
 def table(rows: list[Row]) -> str:
     head = (
         f"{'agents':>8} {'streams':>8} {'file MB':>8} {'seconds':>8} {'cpu s':>7} "
-        f"{'peak MB':>8} {'time x / size x':>16}"
+        f"{'peak MB':>8} {'time x / size x':>16} {'cpu x':>6}"
     )
     lines = [head, "-" * len(head)]
     for before, row in zip([None, *rows], rows, strict=False):
-        growth = (
-            ""
-            if before is None
-            else (f"{row.seconds / before.seconds:6.1f} / {row.agents / before.agents:<5.0f}")
-        )
+        growth, cpu = "", ""
+        if before is not None:
+            size = row.agents / before.agents
+            growth = f"{row.seconds / before.seconds:6.1f} / {size:<5.0f}"
+            cpu = f"{row.cpu_seconds / before.cpu_seconds:6.1f}"
         lines.append(
             f"{row.agents:>8,} {row.streams:>8,} {row.file_mb:>8.2f} {row.seconds:>8.3f} "
-            f"{row.cpu_seconds:>7.3f} {row.peak_mb:>8.1f} {growth:>16}"
+            f"{row.cpu_seconds:>7.3f} {row.peak_mb:>8.1f} {growth:>16} {cpu:>6}"
         )
     return "\n".join(lines)
 
@@ -118,11 +121,13 @@ def table(rows: list[Row]) -> str:
 def verdict(rows: list[Row]) -> dict[str, Any]:
     at_target = [r for r in rows if r.agents == TARGET_AGENTS]
     growths = [r.growth for r in rows if r.growth is not None]
+    cpu_growths = [r.cpu_growth for r in rows if r.cpu_growth is not None]
     return {
         "clean": all(r.diagnostics == 0 for r in rows),
         "target_seconds_at_10k": TARGET_SECONDS,
         "under_target_at_10k": bool(at_target) and at_target[0].seconds < TARGET_SECONDS,
         "max_growth": max(growths) if growths else None,
+        "max_cpu_growth": max(cpu_growths) if cpu_growths else None,
         "growth_within_target": all(g <= TARGET_GROWTH for g in growths),
     }
 

@@ -10,7 +10,6 @@ works says the whole chain works on this machine.
 from __future__ import annotations
 
 import contextlib
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,19 +22,16 @@ from meshc.commands.run import worker_env
 from meshc.runtime.client import MeshClient, RawEntry, Submitted, id_order, stream_keys
 from meshc.runtime.launch import worker_commands
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.supervisor import WorkerCommand, supervise
+from meshc.runtime.supervisor import supervise
 
 MESH_FILE = "doc_review.yaml"
+LLM_MESH_FILE = "doc_review_llm.yaml"
 SUMMARY_STREAM = "doc.review.summary"
 MAX_CHARS = 2000
 POLL = 0.25
 # Workers log every start and stop at INFO; the demo's output is the report, so they
 # run with WARNING (restarts and handler errors still show).
-_QUIET_WORKER = (
-    "import logging, runpy, sys; "
-    "logging.basicConfig(level=logging.WARNING, format='%(levelname)s %(name)s: %(message)s'); "
-    "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
-)
+QUIET = {"MESHC_LOG_LEVEL": "WARNING"}
 
 Progress = Callable[[int, int], None]
 
@@ -70,14 +66,14 @@ def sample_documents(count: int | None = None) -> dict[str, str]:
     return docs
 
 
-def review_mesh_file() -> str:
+def review_mesh_file(llm: bool = False) -> str:
     """Where the packaged review mesh is, for messages (``meshc status <it>``)."""
-    return str(files("meshes").joinpath(MESH_FILE))
+    return str(files("meshes").joinpath(LLM_MESH_FILE if llm else MESH_FILE))
 
 
-def build_review_mesh() -> Built:
-    """Compile the packaged review mesh into this folder's cache (any working folder)."""
-    with as_file(files("meshes").joinpath(MESH_FILE)) as path:
+def build_review_mesh(llm: bool = False) -> Built:
+    """Compile the packaged review mesh (or its LLM version) into this folder's cache."""
+    with as_file(files("meshes").joinpath(LLM_MESH_FILE if llm else MESH_FILE)) as path:
         return build_cached(str(path))
 
 
@@ -88,36 +84,31 @@ def review(
     *,
     timeout: float = 60.0,
     progress: Progress | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> DemoResult:
     """Run the mesh's workers, submit every chunk, and collect every summary.
 
-    Each run tags its document ids (``incident-report@1a2b3c``): the aggregator joins
-    on (doc_id, chunk_id) and remembers finished joins for a day, so a second demo on
-    the same server would otherwise see its partials counted as late and get no
-    summaries. The report shows the plain ids again.
+    Each chunk is a task of its own (its own trace), so a second demo on the same
+    server is joined afresh; ``extra_env`` reaches the workers (the LLM settings).
     """
     spec = built.load_spec()
-    tag = secrets.token_hex(3)
-    tasks = review_tasks(documents, tag)
+    tasks = review_tasks(documents)
     began = time.monotonic()
-    with MeshClient(spec, url) as client, running_workers(spec, built, url):
+    with MeshClient(spec, url) as client, running_workers(spec, built, url, extra_env):
         since = _last_id(client)
         submitted = client.submit_many(tasks)
         summaries = collect(client, submitted, since, timeout, progress)
-    for summary in summaries:
-        summary["doc_id"] = summary["doc_id"].removesuffix(f"@{tag}")
     return DemoResult(documents, len(tasks), summaries, time.monotonic() - began)
 
 
-def review_tasks(documents: dict[str, str], tag: str = "") -> list[dict[str, Any]]:
-    """The chunks of every document as review tasks, doc ids suffixed ``@tag`` if given."""
+def review_tasks(documents: dict[str, str]) -> list[dict[str, Any]]:
+    """The chunks of every document as review tasks."""
     from meshes.review import split_document
 
-    suffix = f"@{tag}" if tag else ""
     return [
         dict(task)
         for doc_id, text in documents.items()
-        for task in split_document(doc_id + suffix, text, MAX_CHARS)
+        for task in split_document(doc_id, text, MAX_CHARS)
     ]
 
 
@@ -147,7 +138,9 @@ def collect(
 
 
 @contextlib.contextmanager
-def running_workers(spec: MeshSpec, built: Built, url: str) -> Iterator[None]:
+def running_workers(
+    spec: MeshSpec, built: Built, url: str, extra_env: dict[str, str] | None = None
+) -> Iterator[None]:
     """Every agent's replicas as supervised processes for the body of the block.
 
     Like ``meshc run`` (``launch.run_mesh``), but the supervisor runs on a thread that
@@ -155,8 +148,8 @@ def running_workers(spec: MeshSpec, built: Built, url: str) -> Iterator[None]:
     restarts itself (logging, WARNING).
     """
     stop = threading.Event()
-    env = worker_env(built)
-    commands = [_quiet(c) for c in worker_commands(spec, built.package, lambda _a: url, env)]
+    env = {**worker_env(built), **QUIET, **(extra_env or {})}
+    commands = worker_commands(spec, built.package, lambda _a: url, env)
     thread = threading.Thread(
         target=supervise,
         args=(commands,),
@@ -170,14 +163,6 @@ def running_workers(spec: MeshSpec, built: Built, url: str) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-
-
-def _quiet(command: WorkerCommand) -> WorkerCommand:
-    """``python -m MODULE ARGS`` → the same module and arguments through ``_QUIET_WORKER``."""
-    python, flag, module, *rest = command.argv
-    if flag != "-m":
-        return command
-    return WorkerCommand(command.name, [python, "-c", _QUIET_WORKER, module, *rest], command.env)
 
 
 def _last_id(client: MeshClient) -> str:

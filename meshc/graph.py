@@ -28,6 +28,23 @@ def build(core: CoreMesh) -> nx.DiGraph:
     return graph
 
 
+def reachable(graph: nx.DiGraph, starts: list[str]) -> set[str]:
+    """Every node reached from any of ``starts`` (themselves included), in one walk.
+
+    One traversal for all starts (not one per producer) over the plain adjacency
+    dicts: linear, and a big mesh's hot path.
+    """
+    adjacency = dict(graph.adjacency())
+    seen = {s for s in starts if s in adjacency}
+    todo = list(seen)
+    while todo:
+        for nxt in adjacency[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
 def topological_order(graph: nx.DiGraph) -> list[str]:
     """A stable order (ties broken by name), so generated output never depends on dicts."""
     return list(nx.lexicographical_topological_sort(graph))

@@ -34,9 +34,9 @@ from meshc.source import Source
 BUILTINS = frozenset({"fanout", "merge", "llm"})
 # Top-level packages of Redis clients: a handler that imports one bypasses the mesh.
 REDIS_CLIENTS = frozenset(
-    "redis aioredis valkey glide coredis walrus rediscluster redis_om hiredis pottery "
-    "asyncio_redis tredis fakeredis".split()
-)
+    {"redis", "aioredis", "valkey", "glide", "coredis", "walrus", "rediscluster", "redis_om",
+     "hiredis", "pottery", "asyncio_redis", "tredis", "fakeredis"}
+)  # fmt: skip
 
 
 @dataclass
@@ -132,9 +132,10 @@ def _importable_cwd(packages: set[str]) -> Iterator[None]:
 
 
 def _under(module: object, folder: str) -> bool:
-    # Read the module's dict, not its attributes: a module __getattr__ is user code
-    # (and sys.modules may hold objects that are not modules at all).
-    found = vars(module) if isinstance(module, ModuleType) else {}
+    # Read the module's dict, not its attributes: a module __getattr__ is user code.
+    if not isinstance(module, ModuleType):
+        return True  # user code put an object in sys.modules under its own name
+    found = vars(module)
     places = [found.get("__file__"), *(found.get("__path__") or [])]
     prefix = os.path.join(folder, "")
     return any(isinstance(p, str) and os.path.abspath(p).startswith(prefix) for p in places)
@@ -224,10 +225,11 @@ def _unimportable(binding: _Binding, err: BaseException) -> Diagnostic:
 
 
 def _missing_attr(binding: _Binding, module: ModuleType, err: BaseException) -> Diagnostic:
+    names = vars(module) if isinstance(module, ModuleType) else {}
     public = sorted(
         n
-        for n, v in vars(module).items()
-        if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == module.__name__
+        for n, v in names.items()
+        if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == binding.module
     )
     fix = f"functions in `{binding.module}`: " + ", ".join(f"`{n}`" for n in public)
     if not public:

@@ -15,7 +15,7 @@ import networkx as nx
 from meshc import codes
 from meshc.diagnostics import Diagnostic, Span
 from meshc.expand import CoreAgent, CoreMesh, Ref
-from meshc.graph import AGENT, readers, writers
+from meshc.graph import AGENT, reachable, readers, writers
 from meshc.source import Source
 
 STREAM_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
@@ -196,10 +196,7 @@ def check_reachability(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Ite
     # Streams a broken agent touches count as fed: it may well write them.
     starts = [n for n, a in core.agents.items() if a.role == "producer"]
     starts += [n for n in core.dropped if n in core.streams]
-    reached: set[str] = set()
-    for p in starts:
-        reached.add(p)
-        reached.update(nx.descendants(graph, p))
+    reached = reachable(graph, starts)
     for name, agent in core.agents.items():
         if name in reached or agent.role == "producer" or name in core.dropped:
             continue

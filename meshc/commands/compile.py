@@ -41,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
         diff = diff_package(folder, files)
         if diff:
             sys.stdout.write(diff)
-            print(f"{folder} is stale: run `meshc compile {args.file} -o {args.output}`",
-                  file=sys.stderr)
+            print(
+                f"{folder} is stale: run `meshc compile {args.file} -o {args.output}`",
+                file=sys.stderr,
+            )
             return 1
         print(f"{folder} is up to date", file=sys.stderr)
         return 0

@@ -34,9 +34,22 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--timeout",
         type=float,
-        default=60.0,
+        default=None,
         metavar="S",
-        help="give up after S seconds without every summary (default 60)",
+        help="give up after S seconds without every summary (default 60; 600 with --model-url)",
+    )
+    p.add_argument(
+        "--model-url",
+        metavar="URL",
+        help="run the LLM version of the mesh (meshes/doc_review_llm.yaml) against this "
+        "OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1); the key, if any, "
+        "comes from MESHC_LLM_API_KEY",
+    )
+    p.add_argument(
+        "--model",
+        default="local-model",
+        metavar="NAME",
+        help="model name sent with --model-url (default: local-model)",
     )
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.add_argument("--format", default="text", help=argparse.SUPPRESS)
@@ -46,16 +59,25 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.docs is not None and args.docs < 1:
         return fail(NAME, "--docs must be at least 1", 2)
+    if args.timeout is None:
+        args.timeout = 600.0 if args.model_url else 60.0
     if args.timeout <= 0:
         return fail(NAME, "--timeout must be more than 0 seconds", 2)
+    extra_env: dict[str, str] = {}
+    if args.model_url:
+        from meshc.runtime.llm import demo_overrides
+
+        extra_env = demo_overrides(args.model_url, args.model)
     from meshes.review import format_report
 
     documents = sample_documents(args.docs)
-    built = build_review_mesh()
+    built = build_review_mesh(llm=bool(args.model_url))
     url = server_url(args, start=True)
     progress = _Progress()
     try:
-        result = review(built, url, documents, timeout=args.timeout, progress=progress)
+        result = review(
+            built, url, documents, timeout=args.timeout, progress=progress, extra_env=extra_env
+        )
     finally:
         progress.done()
     if not result.complete:

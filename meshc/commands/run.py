@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from meshc.codegen.build import Built
-from meshc.commands.server import add_mesh_options, guarded, load, server_url
+from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.runtime import cluster
 from meshc.runtime.acl import DEFAULT_SECRET_FILE, enable, env_name
 from meshc.runtime.connect import redact
 from meshc.runtime.launch import LOG_FORMAT, run_mesh
@@ -46,12 +47,26 @@ def register(sub: Any) -> None:
         help="JSON {user: password}; created with random passwords when absent "
         "(MESHC_ACL_PASSWORD_<USER> overrides). Default: .meshc/acl-secrets.json",
     )
+    p.add_argument("--cluster", action="store_true", help=cluster.CLI_HELP)
+    p.add_argument(
+        "--partitions",
+        metavar="LIST",
+        help="serve only these partitions, e.g. 0-7 (another machine runs the rest)",
+    )
     p.set_defaults(handler=guarded("run", run))
 
 
 def run(args: argparse.Namespace) -> int:
     built, spec = load(args)
-    url = server_url(args, start=True)
+    url = cluster.cli_url(lambda: server_url(args, start=True), args.cluster, args.redis)
+    parts = cluster.parse_partitions(args.partitions, spec.partitions) if args.partitions else None
+    if args.acl and cluster.is_cluster_url(url):
+        return fail(
+            "run",
+            "--acl on a cluster is not supported yet: each node keeps its own users, so "
+            "apply the compiled rules (acl.py) on every node, then run without --acl",
+            2,
+        )
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     if args.durability and (args.redis or os.environ.get("REDIS_URL")):
         logging.getLogger("meshc.run").warning(
@@ -78,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         url_for=url_for,
         extra_env=worker_env(built),
         on_event=_quiet,
+        partitions=parts,
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.runtime import cluster
 from meshc.runtime.client import MeshClient
 from meshc.runtime.spec import MeshSpec
 from pydantic import ValidationError
@@ -31,6 +32,7 @@ def register(sub: Any) -> None:
     add_mesh_options(p)
     p.add_argument("stream", metavar="STREAM", help="intake stream (written by a producer)")
     p.add_argument("--json", metavar="OBJECT", help="one task as JSON (else JSON lines on stdin)")
+    p.add_argument("--cluster", action="store_true", help=cluster.CLI_HELP)
     p.set_defaults(handler=guarded(NAME, run))
 
 
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(NAME, "stdin is not UTF-8 text; nothing was submitted", 1)
     if not payloads:
         return fail(NAME, "no task: give --json '{...}' or JSON lines on stdin", 2)
-    with MeshClient(spec, server_url(args)) as client:
+    url = cluster.cli_url(lambda: server_url(args), args.cluster, args.redis)
+    with MeshClient(spec, url) as client:
         submitted = client.submit_many(payloads, args.stream)
     for s in submitted:
         print(f"{s.entry_id} {s.trace}")

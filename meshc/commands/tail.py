@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.runtime import cluster
 from meshc.runtime.client import MeshClient
 
 NAME = "tail"
@@ -34,6 +35,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new entries")
     p.add_argument("--count", "-n", type=int, metavar="N", help="stop after N entries")
+    p.add_argument("--cluster", action="store_true", help=cluster.CLI_HELP)
     p.set_defaults(handler=guarded(NAME, run))
 
 
@@ -45,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     _, spec = load(args)
     if args.stream not in spec.streams:
         return fail(NAME, f"mesh {spec.name!r} has no stream {args.stream!r}", 2)
-    with MeshClient(spec, server_url(args)) as client:
+    url = cluster.cli_url(lambda: server_url(args), args.cluster, args.redis)
+    with MeshClient(spec, url) as client:
         printed = 0
         try:
             for entry in client.tail(args.stream, from_id=args.start, follow=args.follow):

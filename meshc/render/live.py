@@ -7,11 +7,13 @@ summed over partitions. It only reads, so it is safe against a production server
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 from meshc.expand import CoreMesh
-from meshc.runtime import keys
+from meshc.runtime import cluster, keys
+from meshc.runtime.errors import MeshRuntimeError
+from redis.exceptions import RedisClusterException
 
 
 class LiveError(Exception):
@@ -71,11 +73,16 @@ def read_live(client: redis.Redis, core: CoreMesh) -> LiveStats:
 
 
 def connect(url: str) -> redis.Redis:
-    """A client with short timeouts: a render should fail fast, not hang."""
+    """A client with short timeouts: a render should fail fast, not hang. A cluster URL
+    (``redis+cluster://``) gives a cluster client, typed as the single-server one."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
+        if cluster.is_cluster_url(url):
+            nodes = cluster.sync_client(url, socket_connect_timeout=5, socket_timeout=10)
+            client = cast(redis.Redis, nodes)
+        else:
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
         client.ping()
-    except (redis.RedisError, ValueError) as err:
+    except (redis.RedisError, RedisClusterException, ValueError, MeshRuntimeError) as err:
         raise LiveError(f"cannot reach the server at {_redact(url)}: {err}") from err
     return client
 

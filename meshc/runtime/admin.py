@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from meshc.runtime import keys, llm_store
+from meshc.runtime import cluster, keys, llm_store
 from meshc.runtime.client import Entry, decode_entry, group_lag, id_order, read_range, stream_keys
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import AgentSpec, MeshSpec
@@ -75,7 +75,7 @@ class AdminError(MeshOpsError):
 @contextlib.contextmanager
 def _using(url: str | redis.Redis) -> Iterator[redis.Redis]:
     """A client for the call: the one given, or a new one closed afterwards."""
-    if isinstance(url, redis.Redis):
+    if not isinstance(url, str):  # a client (single server or cluster) given by the caller
         yield url
         return
     client = connect(url)
@@ -181,10 +181,10 @@ def _agent_status(r: redis.Redis, mesh: MeshSpec, agent: AgentSpec) -> dict[str,
             keys.late_counter(mesh.name, agent.name, p, mesh.partitions)
             for p in range(mesh.partitions)
         ]
-        out["late_partials"] = sum(int(v) for v in r.mget(late) if v is not None)
+        out["late_partials"] = sum(int(v) for v in cluster.mget(r, late) if v is not None)
     if agent.handler == "llm":
         counters = llm_store.counter_keys(mesh.name, agent.name, mesh.partitions)
-        out["llm"] = llm_store.totals(r.mget(counters))
+        out["llm"] = llm_store.totals(cluster.mget(r, counters))
     return out
 
 

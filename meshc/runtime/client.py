@@ -19,7 +19,7 @@ from typing import Any, TypedDict, cast
 
 import orjson
 import redis
-from meshc.runtime import keys
+from meshc.runtime import cluster, keys
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import MeshSpec
 from pydantic import BaseModel, ValidationError
@@ -72,6 +72,7 @@ class Submitted:
     entry_id: str
     stream: str
     key: str
+    replicated: bool | None = None  # with MESHC_WAIT_REPLICAS: did enough replicas ack?
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class MeshClient:
             raise ValueError("MeshClient needs a url or a client")
         self.mesh = mesh
         self.redis = client if client is not None else connect(url or "")
+        self.replica_wait = cluster.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
 
     def close(self) -> None:
         self.redis.close()
@@ -201,15 +203,22 @@ class MeshClient:
         name = self._intake(stream)
         prepared = [self._prepare(name, p) for p in payloads]
         self._check_backlog(name, [p.key for p in prepared])
+        if cluster.is_cluster(self.redis):  # tasks nobody could process: say so now
+            cluster.require_partitions(self.mesh, "this cluster")
         out: list[Submitted] = []
+        wait = self.replica_wait
         for start in range(0, len(prepared), PIPELINE_CHUNK):
             chunk = prepared[start : start + PIPELINE_CHUNK]
             pipe = self.redis.pipeline(transaction=False)
             for p in chunk:
                 pipe.xadd(p.key, p.fields)  # type: ignore[arg-type]
-            ids = pipe.execute()
+            if wait:  # on the connections that wrote, so WAIT counts these writes
+                wait.queue(pipe, self.redis, [p.key for p in chunk])
+            replies = pipe.execute()
+            ids, acks = replies[: len(chunk)], replies[len(chunk) :]
+            replicated = wait.check(acks) if wait else None
             for p, eid in zip(chunk, ids, strict=True):
-                out.append(Submitted(p.trace, eid.decode(), name, p.key))
+                out.append(Submitted(p.trace, eid.decode(), name, p.key, replicated))
         return out
 
     def _intake(self, stream: str | None) -> str:
@@ -373,7 +382,8 @@ class MeshClient:
                         yield decode_entry(eid, fields)
 
     def _xread(self, cursors: dict[str, str], block: int | None) -> Any:
-        return self.redis.xread(cursors, count=READ_COUNT, block=block)  # type: ignore[arg-type]
+        """XREAD over the keys (one read per slot on a cluster, which refuses one across)."""
+        return cluster.xread(self.redis, cursors, READ_COUNT, block)
 
     def _last_id(self, key: str) -> str:
         last = cast(list[RawEntry], self.redis.xrevrange(key, count=1))

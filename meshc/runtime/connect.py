@@ -6,20 +6,21 @@ through here, so the choices that matter for the wire live in one place: raw byt
 bytes), a bounded connect timeout, and a message that names the URL (password hidden)
 and says what to do when nothing answers.
 
-Cluster URLs (``redis+cluster://``) are recognised so that a cluster client can be
-returned from :func:`connect` later without touching callers; for now they are refused
-with a clear message.
+Cluster URLs (``redis+cluster://host:port[,host:port…]``, ``rediss+cluster://``) give
+a ``redis-py`` cluster client from the same functions (see :mod:`meshc.runtime.cluster`),
+so callers keep one code path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 from meshc.runtime.errors import MeshRuntimeError
+from redis.exceptions import RedisClusterException
 
 CONNECT_TIMEOUT = 5.0
 SINGLE_SCHEMES = ("redis", "rediss", "unix")
@@ -35,7 +36,7 @@ class MeshOpsError(MeshRuntimeError):
 
 
 class ConnectError(MeshOpsError):
-    """Raised when a URL cannot be used (unknown scheme, cluster not yet supported)."""
+    """Raised when a URL cannot be used (unknown scheme, a malformed cluster URL)."""
 
 
 class ServerUnreachable(ConnectError):
@@ -53,13 +54,11 @@ class Target:
 def redact(url: str) -> str:
     """The URL with any password replaced by ``***``, safe to print and log."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, sep, hosts = parts.netloc.rpartition("@")  # hosts: one, or a cluster's list
+    if not sep or ":" not in userinfo:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
 def parse_url(url: str) -> Target:
@@ -71,16 +70,6 @@ def parse_url(url: str) -> Target:
         return Target(url=url, cluster=True)
     allowed = ", ".join(f"{s}://" for s in SINGLE_SCHEMES + CLUSTER_SCHEMES)
     raise ConnectError(f"unsupported server URL {redact(url)!r}: use one of {allowed}")
-
-
-def _single_target(url: str) -> Target:
-    target = parse_url(url)
-    if target.cluster:
-        raise ConnectError(
-            f"cluster URL {redact(url)!r}: cluster mode is not supported yet; "
-            "point --redis at a single server (redis:// or rediss://)"
-        )
-    return target
 
 
 def _unreachable(url: str, err: Exception) -> ServerUnreachable:
@@ -103,8 +92,10 @@ def connect(
     win), which is how ``meshc run --acl`` lets each agent log in as its own user
     without writing secrets into URLs.
     """
-    target = _single_target(url)
+    target = parse_url(url)
     extra = _credentials(username, password)
+    if target.cluster:
+        return _connect_cluster(url, extra)
     client = redis.Redis.from_url(
         target.url, decode_responses=False, socket_connect_timeout=CONNECT_TIMEOUT, **extra
     )
@@ -121,8 +112,13 @@ def connect_async(
     url: str, *, username: str | None = None, password: str | None = None
 ) -> redis.asyncio.Redis:
     """An asyncio client for ``url``; connects lazily (call :func:`check_async` to ping)."""
-    target = _single_target(url)
+    target = parse_url(url)
     extra = _credentials(username, password)
+    if target.cluster:
+        from meshc.runtime import cluster
+
+        client = cluster.async_client(url, socket_connect_timeout=CONNECT_TIMEOUT, **extra)
+        return cast(redis.asyncio.Redis, client)
     return redis.asyncio.Redis.from_url(
         target.url, decode_responses=False, socket_connect_timeout=CONNECT_TIMEOUT, **extra
     )
@@ -134,6 +130,29 @@ async def check_async(client: redis.asyncio.Redis, url: str) -> None:
         await client.ping()
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as err:
         raise _unreachable(url, err) from err
+    except RedisClusterException as err:
+        raise _not_a_cluster(url, err) from err
+
+
+def _connect_cluster(url: str, extra: dict[str, Any]) -> redis.Redis:
+    """A cluster client typed as the single-server one callers expect (it answers every
+    command they use with the same signature); redis-py connects it at once."""
+    from meshc.runtime import cluster
+
+    try:
+        client = cluster.sync_client(url, socket_connect_timeout=CONNECT_TIMEOUT, **extra)
+    except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as err:
+        raise _unreachable(url, err) from err
+    except RedisClusterException as err:
+        raise _not_a_cluster(url, err) from err
+    return cast(redis.Redis, client)
+
+
+def _not_a_cluster(url: str, err: Exception) -> ServerUnreachable:
+    return ServerUnreachable(
+        f"no usable cluster at {redact(url)}: {err}. A redis+cluster:// URL (or --cluster) "
+        "needs a node of a Redis/Valkey Cluster; for a single server use redis://"
+    )
 
 
 def _credentials(username: str | None, password: str | None) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class Executor:
     def __init__(self, handler: Callable[..., Any], policy: Policy, name: str) -> None:
         self.handler = handler
         self.is_async = is_async(handler)
-        self.inline = handler in INLINE
+        self.inline = any(handler is f for f in INLINE)  # identity: handlers may not hash
         self.concurrency = max(1, policy.concurrency)
         self.timeout = policy.timeout
         self._pool: ThreadPoolExecutor | None = None

@@ -16,7 +16,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from meshc.runtime import cluster
 from meshc.runtime.connect import MeshOpsError
+from meshc.runtime.errors import ConfigError
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.supervisor import SupervisorEvent, WorkerCommand, supervise
 from meshc.runtime.worker import run_agent
@@ -38,16 +40,18 @@ def agent_main(
     parser = argparse.ArgumentParser(prog=f"{mesh.name}.{agent}", description=__doc__)
     parser.add_argument("--redis", help="server URL (else MESHC_WORKER_URL, REDIS_URL, embedded)")
     parser.add_argument("--consumer", help="consumer name (default: host-pid-random)")
-    parser.add_argument("--partitions", help="comma-separated partitions to serve")
+    parser.add_argument("--partitions", help="partitions to serve, e.g. 0-7,12 (default: all)")
+    parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     _logging(args.verbose)
     try:
         url = args.redis or os.environ.get(URL_ENV) or _resolve(start=False)
-    except MeshOpsError as err:
+        url = cluster.as_cluster_url(url) if args.cluster else url
+        parts = cluster.parse_partitions(args.partitions) if args.partitions else None
+    except (MeshOpsError, ConfigError) as err:
         print(f"{mesh.name}.{agent}: {err}", file=sys.stderr)
         return 2
-    parts = [int(p) for p in args.partitions.split(",")] if args.partitions else None
     return run_agent(mesh, agent, handler, redis_url=url, consumer=args.consumer, partitions=parts)
 
 
@@ -62,8 +66,11 @@ def worker_commands(
     package: str,
     url_for: Callable[[str], str],
     extra_env: Mapping[str, str] | None = None,
+    partitions: Sequence[int] | None = None,
 ) -> list[WorkerCommand]:
-    """One command per replica of every agent that reads something."""
+    """One command per replica of every agent that reads something (serving only
+    ``partitions`` when given: another machine serves the rest)."""
+    served = ["--partitions", ",".join(map(str, partitions))] if partitions else []
     commands = []
     for name in sorted(mesh.agents):
         spec = mesh.agents[name]
@@ -74,7 +81,7 @@ def worker_commands(
             commands.append(
                 WorkerCommand(
                     name=f"{name}#{replica}" if spec.policy.replicas > 1 else name,
-                    argv=[sys.executable, "-m", f"{package}.agents.{name}"],
+                    argv=[sys.executable, "-m", f"{package}.agents.{name}", *served],
                     env=env,
                 )
             )
@@ -86,10 +93,17 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m {package}", description=__doc__)
     parser.add_argument("--redis", help="server URL (else REDIS_URL, else the embedded server)")
     parser.add_argument("--durability", choices=("default", "strict"), default=None)
+    parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
     args = parser.parse_args(argv)
     _logging(False)
     try:
-        url = _resolve(start=True, explicit=args.redis, durability=args.durability)
+        url = cluster.cli_url(
+            lambda: _resolve(start=True, explicit=args.redis, durability=args.durability),
+            args.cluster,
+            args.redis,
+        )
+        if cluster.is_cluster_url(url):
+            cluster.require_partitions(mesh, url)
     except MeshOpsError as err:
         print(f"{package}: {err}", file=sys.stderr)
         return 2
@@ -105,13 +119,20 @@ def run_mesh(
     extra_env: Mapping[str, str] | None = None,
     on_event: Callable[[SupervisorEvent], None] | None = None,
     stop: threading.Event | None = None,
+    partitions: Sequence[int] | None = None,
 ) -> int:
     """Supervise one process per replica until a signal (or ``stop``, from another thread).
 
     ``url_for`` gives each agent its own URL (with its credentials when ACLs are on);
-    ``extra_env`` is added to every worker's environment (PYTHONPATH, for instance).
+    ``extra_env`` is added to every worker's environment (PYTHONPATH, for instance);
+    ``partitions`` narrows every worker to those partitions. A single-partition mesh is
+    refused on a cluster here, before any worker starts (:class:`cluster.PartitionsError`).
     """
-    commands = worker_commands(mesh, package, url_for or (lambda _agent: url), extra_env)
+    if cluster.is_cluster_url(url):
+        cluster.require_partitions(mesh, url)
+    commands = worker_commands(
+        mesh, package, url_for or (lambda _agent: url), extra_env, partitions
+    )
     log = logging.getLogger("meshc.run")
     log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
     return supervise(commands, on_event=on_event, stop=stop)

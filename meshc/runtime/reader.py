@@ -3,8 +3,12 @@
 Fresh entries come from one XREADGROUP over every input key (stream x served
 partition), so a worker with many lanes still pays one round trip per batch. Entries
 that another consumer (or this one) left pending longer than ``visibility_timeout``
-are taken over with XAUTOCLAIM, which is how a failed or abandoned message is retried;
-their delivery counts come from the pending list, since XAUTOCLAIM does not return them.
+are retried: XPENDING ... IDLE finds them without touching them, and each is taken
+over (XAUTOCLAIM COUNT 1) only right before it runs, alone. Taking over counts a
+delivery, and a message that kills its worker (out of memory, a crash in a C
+extension) must count deliveries alone: taking over a whole batch at once counted one
+for every entry of it each time, so the good messages read with such a poison ran out
+of ``max_deliveries`` with it and were dead-lettered without ever finishing.
 """
 
 from __future__ import annotations
@@ -60,43 +64,56 @@ class Reader:
             out += [Delivery(key, stream, p, eid, fields or {}) for eid, fields in entries]
         return out
 
-    async def reclaim(self, r: Redis) -> list[Delivery]:
-        """XAUTOCLAIM entries idle past ``visibility_timeout`` on every input key.
+    async def drain(self) -> list[Delivery]:
+        """Deliveries read but not yet handed over, at shutdown (none here: every read
+        returns what it got; the cluster reader keeps reads in flight)."""
+        return []
 
-        Runs every ``visibility_timeout / 2``, or again at once while a key's scan is
-        unfinished. Entries trimmed away while pending are dropped by the server; they
-        are logged here because their work is lost.
+    async def reclaim(self, r: Redis) -> list[tuple[bytes, bytes]]:
+        """Entries idle past ``visibility_timeout``, as (key, id), oldest first per key.
+
+        Nothing is claimed here (see :meth:`take`). Runs every ``visibility_timeout /
+        2``, or again at once while a key has more idle entries than one batch.
         """
         pipe = r.pipeline(transaction=False)
         idle_ms = int(self.policy.visibility_timeout * 1000)
         for key in self.inputs:
-            start = self._cursors.get(key, b"0-0")
-            pipe.xautoclaim(key, self.group, self.consumer, idle_ms, start, self.policy.batch)
-        claimed: list[Delivery] = []
+            start = self._cursors.get(key, b"-")
+            pipe.xpending_range(key, self.group, start, b"+", self.policy.batch, idle=idle_ms)
+        found: list[tuple[bytes, bytes]] = []
         more = False
-        for key, (cursor, entries, deleted) in zip(self.inputs, await pipe.execute(), strict=True):
-            self._cursors[key] = cursor
-            more = more or cursor != b"0-0"
-            if deleted:
-                shown = [text(d) for d in deleted[:10]]
-                self.log.warning(
-                    "%d pending entries of %s were trimmed away before they were handled: %s",
-                    len(deleted),
-                    text(key),
-                    shown,
-                )
-            stream, p = self.inputs[key]
-            claimed += [Delivery(key, stream, p, eid, fields or {}) for eid, fields in entries]
+        for key, rows in zip(self.inputs, await pipe.execute(), strict=True):
+            full = len(rows) >= self.policy.batch
+            self._cursors[key] = b"(" + rows[-1]["message_id"] if full else b"-"
+            more = more or full
+            found += [(key, row["message_id"]) for row in rows]
         interval = max(0.05, self.policy.visibility_timeout / 2)
         self.reclaim_at = time.monotonic() + (0.0 if more else interval)
-        if claimed:
-            await self._delivery_counts(r, claimed)
-            self.log.info("reclaimed %d idle entries", len(claimed))
-        return claimed
+        return found
 
-    async def _delivery_counts(self, r: Redis, claimed: list[Delivery]) -> None:
+    async def take(self, r: Redis, key: bytes, entry_id: bytes) -> Delivery | None:
+        """Claim one idle entry, counting a delivery for it alone: XAUTOCLAIM COUNT 1
+        from ``entry_id`` (that entry, or the next idle one if another replica took or
+        finished it meanwhile); None when none is left. Pending entries trimmed away
+        are dropped by the server as it scans them; logged, since their work is lost.
+        """
+        idle_ms = int(self.policy.visibility_timeout * 1000)
         pipe = r.pipeline(transaction=False)
-        for d in claimed:
-            pipe.xpending_range(d.key, self.group, d.entry_id, d.entry_id, 1)
-        for d, rows in zip(claimed, await pipe.execute(), strict=True):
-            d.attempt = int(rows[0]["times_delivered"]) if rows else 1
+        pipe.xautoclaim(key, self.group, self.consumer, idle_ms, entry_id, 1)
+        pipe.xpending_range(key, self.group, entry_id, entry_id, 1)
+        (_, claimed, deleted), rows = await pipe.execute()
+        if deleted:
+            self.log.warning(
+                "%d pending entries of %s were trimmed away before they were handled: %s",
+                len(deleted),
+                text(key),
+                [text(d) for d in deleted[:10]],
+            )
+        if not claimed:
+            return None
+        eid, fields = claimed[0]
+        if eid != entry_id:
+            rows = await r.xpending_range(key, self.group, eid, eid, 1)
+        stream, p = self.inputs[key]
+        attempt = int(rows[0]["times_delivered"]) if rows else 1
+        return Delivery(key, stream, p, eid, fields or {}, attempt)

@@ -1,4 +1,4 @@
-"""How a worker connects: the one place to swap in a cluster client later.
+"""How a worker connects: a single server, or a cluster (:mod:`meshc.runtime.cluster`).
 
 redis-py's asyncio connections pack commands in pure Python, re-joining the growing
 buffer for every argument; a commit script call carries thousands of arguments per
@@ -9,15 +9,23 @@ keeping TLS and unix-socket classes as they are.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from hiredis import pack_command as _hiredis_pack
+from meshc.runtime import cluster
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 
 def make_client(redis_url: str) -> Redis:
-    """An asyncio client for ``redis://``, ``rediss://`` or ``unix://`` URLs (bytes replies)."""
+    """An asyncio client for ``redis://``, ``rediss://`` or ``unix://`` URLs (bytes replies);
+    for ``redis+cluster://`` URLs a cluster client (typed as ``Redis``: it answers every
+    command the worker sends with the same signature), with the same packer."""
+    if cluster.is_cluster_url(redis_url):
+        nodes = cluster.async_client(redis_url)
+        kwargs = nodes.nodes_manager.connection_kwargs
+        kwargs["connection_class"] = _with_hiredis_packer(kwargs["connection_class"])
+        return cast(Redis, nodes)
     client = Redis.from_url(redis_url, decode_responses=False)
     pool = client.connection_pool
     pool.connection_class = _with_hiredis_packer(pool.connection_class)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshc.runtime import keys, scripts
+from meshc.runtime import cluster, keys, scripts
 from meshc.runtime.builtins import BUILTINS, Bound, WorkerBuiltin, fanout, merge
 from meshc.runtime.context import Call, Context
 from meshc.runtime.errors import ConfigError, PermanentError
@@ -51,7 +51,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+TRANSIENT: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    *cluster.TRANSIENT_ERRORS,  # a failover, seen from a cluster client
+)
 ClientFactory = Callable[[str], Redis]
 
 
@@ -130,7 +135,12 @@ class Worker:
         self.bound: Bound | None = chosen.bind(self) if isinstance(chosen, WorkerBuiltin) else None
         self.executor = Executor(self.bound or chosen, self.policy, agent)
         self.joiner = JoinEngine(self) if spec.role == "aggregator" else None
-        self.reader = Reader(agent, self.consumer, self.inputs, self.policy, self.log)
+        on_cluster = cluster.is_cluster_url(redis_url)
+        if on_cluster:  # one partition would make every commit cross slots
+            cluster.require_partitions(mesh, redis_url)
+        reader = cluster.ClusterReader if on_cluster else Reader
+        self.reader = reader(agent, self.consumer, self.inputs, self.policy, self.log)
+        self.replica_wait = cluster.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
         self.client: Redis | None = None
 
     def key(self, stream: str, partition: int) -> bytes:
@@ -171,6 +181,7 @@ class Worker:
                         raise
                     self.log.warning("a consumer group vanished; creating it again")
                     await self.reader.create_groups(self.redis)
+            await self.handle(await self.reader.drain())  # reads still in flight
             self.log.info("stopped: %s", self.stats)
         finally:
             self.executor.close()
@@ -180,11 +191,26 @@ class Worker:
 
     async def _tick(self) -> None:
         if time.monotonic() >= self.reader.reclaim_at:
-            await self.handle(await self.reader.reclaim(self.redis))
+            await self._reclaim()
         if self.joiner is not None and time.monotonic() >= self.joiner.sweep_at:
             await self.joiner.sweep()
         if not self._stop.is_set():
             await self.handle(await self.reader.read(self.redis, self._block()))
+
+    async def _reclaim(self) -> None:
+        """Retry idle entries one at a time, each claimed right before it runs and
+        committed before the next, so a message that kills its worker takes no other
+        message's deliveries with it (see ``reader``)."""
+        taken = 0
+        for key, entry_id in await self.reader.reclaim(self.redis):
+            if self._stop.is_set():
+                break
+            d = await self.reader.take(self.redis, key, entry_id)
+            if d is not None:
+                taken += 1
+                await self.handle([d])
+        if taken:
+            self.log.info("reclaimed %d idle entries", taken)
 
     def _block(self) -> int:
         """Block no longer than the next periodic job, so timers stay on time."""
@@ -347,11 +373,18 @@ class Worker:
         delay = 0.05
         for _ in range(6):
             try:
-                return await script.many(self.redis, calls)
+                return await self._run_script(script, calls)
             except TRANSIENT as exc:
                 self.log.warning("commit failed (%s); retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay *= 2
+        return await self._run_script(script, calls)
+
+    async def _run_script(
+        self, script: scripts.Script, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+    ) -> list[Any]:
+        if self.replica_wait:
+            return await self.replica_wait.many(script, self.redis, calls)
         return await script.many(self.redis, calls)
 
 

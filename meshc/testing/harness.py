@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -39,9 +37,9 @@ from meshc.runtime.client import (
     stream_keys,
 )
 from meshc.runtime.connect import connect
-from meshc.runtime.context import Context
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.worker import Stats, Worker, resolve_handler
+from meshc.testing.tap import Tap
 
 Handler = Callable[..., Any]
 STOP_TIMEOUT = 15.0
@@ -78,64 +76,6 @@ class DeadLetter:
     error: str
     deliveries: int
     data: Any
-
-
-class Tap:
-    """Wraps handlers: counts calls per (agent, input entry) and can stall the first
-    call of chosen agents for ``stall`` seconds, so that another replica reclaims the
-    message and both finish (a duplicate delivery on purpose)."""
-
-    def __init__(self, stall: float = 0.0, stall_agents: Iterable[str] = ()) -> None:
-        self.stall = stall
-        self.to_stall = set(stall_agents)
-        self.calls: dict[str, Counter[str]] = {}
-        self.active = 0
-        self._lock = threading.Lock()
-
-    def wrap(self, agent: str, handler: Handler) -> Handler:
-        calls = self.calls.setdefault(agent, Counter())
-        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-            type(handler).__call__
-        ):
-
-            async def wrapped_async(payload: Any, ctx: Context) -> Any:
-                pause = self._enter(agent, calls, ctx)
-                try:
-                    if pause:
-                        await asyncio.sleep(pause)
-                    return await handler(payload, ctx)
-                finally:
-                    self._leave()
-
-            return wrapped_async
-
-        def wrapped(payload: Any, ctx: Context) -> Any:
-            pause = self._enter(agent, calls, ctx)
-            try:
-                if pause:
-                    time.sleep(pause)
-                return handler(payload, ctx)
-            finally:
-                self._leave()
-
-        return wrapped
-
-    def _enter(self, agent: str, calls: Counter[str], ctx: Context) -> float:
-        with self._lock:
-            self.active += 1
-            calls[ctx.entry_id] += 1
-            if agent in self.to_stall:
-                self.to_stall.discard(agent)
-                return self.stall
-            return 0.0
-
-    def _leave(self) -> None:
-        with self._lock:
-            self.active -= 1
-
-    def redelivered(self, agent: str) -> int:
-        """Input entries of ``agent`` whose handler ran more than once."""
-        return sum(1 for n in self.calls.get(agent, Counter()).values() if n > 1)
 
 
 def tuned(
@@ -365,9 +305,9 @@ class RunningMesh:
         return False
 
     def _progress(self) -> tuple[int, ...]:
-        fields = ("read", "committed", "duplicates", "failed", "dead_lettered", "late")
+        """Every worker counter summed: any change means something is still moving."""
         return tuple(
-            sum(getattr(w.stats, f) for w in self.workers) for f in (*fields, "joins_emitted")
+            sum(getattr(w.stats, f.name) for w in self.workers) for f in dataclasses.fields(Stats)
         )
 
     def quiet(self) -> bool:

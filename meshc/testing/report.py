@@ -87,6 +87,8 @@ def _verdict(report: Report) -> str:
     if not failed:
         skipped = sum(1 for o in report.outcomes if o.status == "skip")
         extra = f" ({skipped} skipped)" if skipped else ""
+        if total == skipped:
+            return f"nothing was checked{extra} {took}"
         return f"all {total - skipped} checks passed{extra} {took}"
     named = "; ".join(
         f"{o.check}: {o.failure.agent or o.subject}" for o in failed if o.failure is not None

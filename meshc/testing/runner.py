@@ -24,10 +24,11 @@ from meshc.runtime.connect import connect
 from meshc.runtime.spec import MeshSpec
 from meshc.testing import checks
 from meshc.testing.e2e import EndToEnd
-from meshc.testing.harness import RunningMesh, Tap, tuned
+from meshc.testing.harness import RunningMesh, tuned
 from meshc.testing.loading import LoadedMesh, load
 from meshc.testing.outcome import FAIL, SKIP, CheckFailure, Outcome, RunSettings
 from meshc.testing.server import TestServer
+from meshc.testing.tap import Tap
 
 Progress = Callable[[int, int, str], None]
 

@@ -3,6 +3,7 @@ agent a supervised worker process, pointed at a model server by ``demo_overrides
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -50,3 +51,26 @@ def test_the_llm_review_mesh_reviews_chunks_end_to_end(
     assert {r.body["model"] for r in fake_llm.requests} == {"tiny"}
     report = admin.status(spec, valkey_url)
     assert [report["agents"][lens]["llm"]["calls"] for lens in LENSES] == [3, 3, 3, 3]
+
+
+def test_meshc_demo_with_model_url_runs_the_llm_mesh(
+    fake_llm: FakeLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``meshc demo --model-url URL`` end to end, in a fresh folder with its own server."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "meshc", "demo", "--docs", "2", "--model-url", fake_llm.url]
+    try:
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "meshc", "server", "stop"], cwd=tmp_path, env=env, check=False
+        )
+    assert done.returncode == 0, done.stderr
+    assert "incident-report" in done.stdout and "Total: 2 documents" in done.stdout
+    assert fake_llm.requests and {r.body["model"] for r in fake_llm.requests} == {"local-model"}

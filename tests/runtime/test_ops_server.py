@@ -169,8 +169,8 @@ def test_connect_errors() -> None:
     assert "secret" not in str(err.value)
     with pytest.raises(ConnectError, match="unsupported server URL"):
         connect("http://127.0.0.1:6379")
-    with pytest.raises(ConnectError, match="cluster mode"):
-        connect("redis+cluster://127.0.0.1:7000")
+    with pytest.raises(ServerUnreachable, match="no usable cluster"):
+        connect("redis+cluster://127.0.0.1:1")
     assert parse_url("rediss://h:1").cluster is False
     assert redact("redis://u:pw@h:1/0") == "redis://u:***@h:1/0"
 

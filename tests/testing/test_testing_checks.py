@@ -69,7 +69,7 @@ def test_contract_finds_outputs_that_do_not_fit(mesh: LoadedMesh, caller: checks
 
     outcome = run(checks.contract, mesh, "a", sloppy, caller)
     assert outcome.status == FAIL
-    assert "an output does not fit" in outcome.failure.message
+    assert "an output of the handler does not fit" in outcome.failure.message
     assert "InvalidOutput" in outcome.failure.message
 
 

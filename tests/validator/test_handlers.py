@@ -341,3 +341,19 @@ def test_lane_family_templated_handlers(project: Path) -> None:
     assert diag.code == "MESH301"
     assert "`lanes_mod:z` of agent `z`" in diag.message
     assert diag.help == "functions in `lanes_mod`: `x`, `y`"
+
+
+def test_hostile_objects_do_not_break_the_report(project: Path) -> None:
+    """User exceptions whose __str__ raises, and non-modules in sys.modules."""
+    write(
+        project,
+        {
+            "bad_str.py": "class Odd(Exception):\n    def __str__(self):\n"
+            "        raise ValueError('no')\nraise Odd()\n",
+            "odd_module.py": "import sys\nsys.modules['odd_module'] = object()\n",
+        },
+    )
+    diags = resolve(chain("bad_str:handle", "odd_module:handle"))
+    assert codes_of(diags) == ["MESH301", "MESH301"]
+    assert "(Odd)" in diags[0].message
+    assert "odd_module" not in sys.modules

@@ -1,0 +1,517 @@
+"""Running a mesh on a Redis/Valkey Cluster (docs/cluster.md).
+
+A mesh with P > 1 partitions keeps every key of one partition in one hash slot
+(``S{<mesh>:<p>}``, DESIGN.md section 5), so every script a worker runs touches a
+single slot and is legal on a cluster. What a cluster still changes for a client:
+
+- **Routing.** ``redis-py``'s ``RedisCluster`` sends each command to the primary of
+  its slot. A read across streams of different slots is refused (CROSSSLOT) even when
+  one node holds both, so workers and callers read each partition separately.
+- **Key extraction.** For commands whose keys move (XREAD, XREADGROUP) redis-py asks
+  the server with ``COMMAND GETKEYS``: one more round trip per read, always to the
+  same node, and a command that an agent's ACL user is not granted. meshc's parser
+  reads those keys from the arguments instead.
+- **Failures.** A failover shows as lost connections, then ``CLUSTERDOWN``,
+  ``TRYAGAIN`` or ``MOVED`` for a moment; to a worker these are transient, like a
+  restart of a single server.
+- **Replication is asynchronous.** ``MESHC_WAIT_REPLICAS=N`` makes every commit (and
+  every ``submit``) wait until N replicas of the node it wrote to have it (``WAIT``,
+  sent on the same connection, which is what WAIT counts), bounded by
+  ``MESHC_WAIT_TIMEOUT_MS``.
+- **One partition is refused.** With ``partitions: 1`` the keys are the plain stream
+  names, spread over slots, and a commit (input and output streams) would cross
+  slots; meshc says so at start-up instead of failing on the first message.
+
+URLs: ``redis+cluster://[user:password@]host:port[,host:port…][?options]`` (TLS:
+``rediss+cluster://``), or a ``redis://`` URL with ``--cluster``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio.cluster as acluster
+import redis.cluster as scluster
+from meshc.runtime.connect import ConnectError, redact
+from meshc.runtime.errors import ConfigError
+from meshc.runtime.reader import Reader
+from meshc.runtime.scripts import Arg, Script
+from meshc.runtime.spec import MeshSpec, Policy
+from meshc.runtime.wire import Delivery
+from redis._parsers.commands import AsyncCommandsParser, CommandsParser
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+
+SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+WAIT_ENV = "MESHC_WAIT_REPLICAS"
+WAIT_TIMEOUT_ENV = "MESHC_WAIT_TIMEOUT_MS"
+WAIT_TIMEOUT_MS = 1000
+POLL_S = 0.02  # callers' reads across slots poll at this pace when there is nothing new
+
+# What a failover looks like to a client: transient, retried like a lost connection.
+# (Not RedisClusterException as a whole: redis-py also raises it for a command whose
+# keys cross slots, a bug that must stop the worker, not be retried for ever.)
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+
+log = logging.getLogger("meshc.cluster")
+
+
+class ClusterConfigError(ConfigError, ConnectError):
+    """Raised when a cluster setting cannot work: a worker exits 2 on it (``ConfigError``)
+    and a command prints it and exits 2 (``ConnectError``)."""
+
+
+class PartitionsError(ClusterConfigError):
+    """Raised when a mesh with one partition is pointed at a cluster.
+
+    With one partition a stream's key is its plain name (DESIGN.md section 5), so an
+    agent's input and output keys sit in different slots and its commit script would
+    be refused with CROSSSLOT; the mesh needs ``partitions`` > 1 to run on a cluster.
+    """
+
+
+# -- URLs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterUrl:
+    """A parsed cluster URL: a plain URL for the first seed (with credentials, TLS and
+    options, as redis-py reads them) and every seed node."""
+
+    plain: str
+    seeds: tuple[tuple[str, int], ...]
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in SCHEMES
+
+
+def parse_cluster_url(url: str) -> ClusterUrl:
+    """Split ``redis+cluster://user:pw@h1:p1,h2:p2/0?x=y`` into seeds and a plain URL."""
+    parts = urlsplit(url)
+    scheme = SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        raise ConnectError(f"not a cluster URL: {redact(url)!r}")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    seeds = tuple(_host_port(h, url) for h in hosts.split(",") if h.strip())
+    if not seeds:
+        raise ConnectError(f"cluster URL {redact(url)!r} names no node (host:port)")
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConnectError(
+            f"cluster URL {redact(url)!r}: a cluster has only database 0, not {parts.path!r}"
+        )
+    host, port = seeds[0]
+    netloc = (userinfo + "@" if userinfo else "") + f"{host}:{port}"
+    return ClusterUrl(urlunsplit((scheme, netloc, "/0", parts.query, "")), seeds)
+
+
+def _host_port(text: str, url: str) -> tuple[str, int]:
+    host, _, port = text.strip().rpartition(":")
+    if not host or not port.isdigit():
+        raise ConnectError(f"cluster URL {redact(url)!r}: {text.strip()!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def as_cluster_url(url: str) -> str:
+    """``redis://`` → ``redis+cluster://`` (``--cluster``); cluster URLs are kept."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in SCHEMES:
+        return url
+    if scheme in ("redis", "rediss"):
+        return urlunsplit(parts._replace(scheme=scheme + "+cluster"))
+    raise ConnectError(f"--cluster needs a redis:// or rediss:// URL, not {redact(url)!r}")
+
+
+CLI_HELP = "the --redis / REDIS_URL address is a Redis/Valkey Cluster node (redis+cluster://)"
+
+
+def cli_url(resolve: Callable[[], str], cluster: bool, explicit: str | None) -> str:
+    """The URL a command uses: ``resolve()`` (``--redis``, REDIS_URL or the embedded
+    server), as a cluster URL with ``--cluster``; ``explicit`` is ``--redis``."""
+    if cluster and not (explicit or os.environ.get("REDIS_URL")):
+        raise ConnectError(
+            "--cluster needs the address of a cluster node: give --redis "
+            "redis://host:port or set REDIS_URL (the embedded server is not a cluster)"
+        )
+    url = resolve()
+    return as_cluster_url(url) if cluster else url
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+def sync_client(url: str, **kwargs: Any) -> scluster.RedisCluster:
+    """A synchronous cluster client (bytes replies); connects at once, as redis-py does."""
+    target = parse_cluster_url(url)
+    kwargs.setdefault("decode_responses", False)
+    nodes = [scluster.ClusterNode(h, p) for h, p in target.seeds[1:]]  # type: ignore[no-untyped-call]
+    return _SyncCluster.from_url(target.plain, startup_nodes=nodes, **kwargs)
+
+
+def async_client(url: str, **kwargs: Any) -> acluster.RedisCluster:
+    """An asyncio cluster client (bytes replies); connects on first use."""
+    target = parse_cluster_url(url)
+    kwargs.setdefault("decode_responses", False)
+    nodes = [acluster.ClusterNode(h, p) for h, p in target.seeds[1:]]
+    return _AsyncCluster.from_url(target.plain, startup_nodes=nodes, **kwargs)
+
+
+# redis-py refuses EVALSHA in cluster pipelines, since it cannot know that a script's
+# keys share a slot. meshc's scripts declare every key they touch and those keys share
+# one partition tag, so redis-py routes each EVALSHA by its keys like any other command.
+
+
+class _AsyncPipeline(acluster.ClusterPipeline):
+    def evalsha(self, sha: Any, numkeys: int, *keys_and_args: Any) -> Any:
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)
+
+
+class _AsyncCluster(acluster.RedisCluster):
+    """redis-py's asyncio cluster client with meshc's key parser and pipelines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands_parser = _AsyncStreamKeys()
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> _AsyncPipeline:
+        if shard_hint:
+            raise RedisClusterException("shard_hint is not supported in cluster mode")
+        return _AsyncPipeline(self, transaction)  # type: ignore[abstract]
+
+
+class _SyncPipeline(scluster.ClusterPipeline):
+    def evalsha(self, sha: Any, numkeys: int, *keys_and_args: Any) -> Any:
+        return self.execute_command("EVALSHA", sha, numkeys, *keys_and_args)  # type: ignore[no-untyped-call]
+
+
+class _SyncCluster(scluster.RedisCluster):
+    """redis-py's cluster client with meshc's key parser and pipelines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands_parser.__class__ = _StreamKeys  # keeps what COMMAND returned
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> _SyncPipeline:
+        pipe = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        pipe.__class__ = _SyncPipeline
+        return cast(_SyncPipeline, pipe)
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, scluster.RedisCluster | acluster.RedisCluster)
+
+
+def stream_read_keys(args: Sequence[Any]) -> list[Any] | None:
+    """The keys of an XREAD/XREADGROUP call (the first half after STREAMS), else None."""
+    name = _word(args[0]) if args else ""
+    if name not in ("XREAD", "XREADGROUP"):
+        return None
+    start = 4 if name == "XREADGROUP" else 1  # skip GROUP <group> <consumer>
+    for i in range(start, len(args)):
+        if _word(args[i]) == "STREAMS":
+            rest = list(args[i + 1 :])
+            return rest[: len(rest) // 2]
+    return None
+
+
+def _word(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace").upper()
+    return str(value).upper()
+
+
+class _StreamKeys(CommandsParser):
+    """redis-py's parser, minus its COMMAND GETKEYS round trip for stream reads."""
+
+    def get_keys(self, redis_conn: Any, *args: Any) -> Any:
+        keys = stream_read_keys(args)
+        if keys is not None:
+            return keys
+        return super().get_keys(redis_conn, *args)  # type: ignore[no-untyped-call]
+
+
+class _AsyncStreamKeys(AsyncCommandsParser):
+    """The asyncio twin of :class:`_StreamKeys`."""
+
+    async def get_keys(self, *args: Any) -> Any:
+        keys = stream_read_keys(args)
+        return keys if keys is not None else await super().get_keys(*args)
+
+
+def require_partitions(mesh: MeshSpec, where: str) -> None:
+    """Refuse a single-partition mesh on a cluster (``where``: its URL or a name)."""
+    if mesh.partitions > 1:
+        return
+    place = f"the cluster at {redact(where)}" if "://" in where else where
+    raise PartitionsError(
+        f"mesh {mesh.name!r} has one partition, so its stream keys are plain names in "
+        f"different cluster slots and every commit would be refused (CROSSSLOT) on "
+        f"{place}. Set `partitions:` in the mesh file to more than 1 "
+        "(e.g. 16, several per primary) and `partition_key:` to the field that routes a "
+        "task; or use a single server (redis:// without --cluster)"
+    )
+
+
+def mget(r: Any, keys: Sequence[str]) -> list[Any]:
+    """MGET that also works across slots on a cluster (one MGET per slot)."""
+    if isinstance(r, scluster.RedisCluster):
+        return list(r.mget_nonatomic(list(keys)))
+    return list(r.mget(keys))
+
+
+def xread(
+    r: Any, cursors: Mapping[str, str], count: int, block: int | None
+) -> list[tuple[Any, Any]]:
+    """XREAD over many keys; on a cluster one XREAD per key in one pipeline (a cluster
+    refuses a read across slots), polling every ``POLL_S`` instead of blocking."""
+    if not isinstance(r, scluster.RedisCluster):
+        reply = r.xread(dict(cursors), count=count, block=block)
+        return list(reply.items()) if isinstance(reply, dict) else list(reply or ())
+    deadline = time.monotonic() + (block or 0) / 1000
+    while True:
+        pipe = r.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+        for key, cursor in cursors.items():
+            pipe.xread({key: cursor}, count=count)
+        found = [pair for reply in pipe.execute() for pair in _pairs(reply)]
+        if found or block is None or time.monotonic() >= deadline:
+            return found
+        time.sleep(POLL_S)
+
+
+def _pairs(reply: Any) -> list[tuple[Any, Any]]:
+    """An XREAD reply as (key, entries) pairs (RESP2 gives a list, RESP3 a dict)."""
+    if isinstance(reply, dict):
+        return list(reply.items())
+    return [(key, entries) for key, entries in reply or ()]
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+class ClusterReader(Reader):
+    """Reads an agent's inputs on a cluster: one XREADGROUP per partition.
+
+    All input streams of one partition share a slot, so they are read together; the
+    partitions are read side by side. Under load, one pipeline of non-blocking reads
+    (redis-py sends one per node, in parallel) fills the batch. When nothing is there,
+    a blocking read per partition waits for work; the batch is handed over as soon as
+    any of them answers, and the others stay in flight for the next call rather than
+    being cancelled (cancelling would cost their connections). ``drain`` collects
+    them at shutdown, so nothing that was read is left pending.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        consumer: str,
+        inputs: dict[bytes, tuple[str, int]],
+        policy: Policy,
+        log: logging.Logger,
+    ) -> None:
+        super().__init__(group, consumer, inputs, policy, log)
+        self._by_partition: dict[int, dict[Any, Any]] = {}
+        for key, (_, p) in inputs.items():
+            self._by_partition.setdefault(p, {})[key] = b">"
+        self._waiting: dict[int, asyncio.Task[list[Delivery]]] = {}
+
+    async def read(self, r: Any, block_ms: int) -> list[Delivery]:
+        out = self._collect()
+        free = [p for p in self._by_partition if p not in self._waiting]
+        if free:
+            out += await self._read_now(r, free)
+        if out:
+            return out
+        for p in free:
+            self._waiting[p] = asyncio.create_task(self._read_one(r, p, block_ms))
+        if self._waiting:
+            await asyncio.wait(
+                self._waiting.values(),
+                timeout=block_ms / 1000 + 1.0,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        return self._collect()
+
+    async def drain(self) -> list[Delivery]:
+        """Wait for the reads still in flight; what they delivered must be handled."""
+        if self._waiting:
+            await asyncio.wait(self._waiting.values())
+        return self._collect(quiet=True)
+
+    async def _read_now(self, r: Any, partitions: list[int]) -> list[Delivery]:
+        pipe = r.pipeline(transaction=False)
+        for p in partitions:
+            pipe.xreadgroup(self.group, self.consumer, self._by_partition[p], count=self.count)
+        replies = await pipe.execute()
+        return [d for reply in replies for d in self._deliveries(reply)]
+
+    async def _read_one(self, r: Any, partition: int, block_ms: int) -> list[Delivery]:
+        streams = self._by_partition[partition]
+        reply = await r.xreadgroup(
+            self.group, self.consumer, streams, count=self.count, block=block_ms
+        )
+        return self._deliveries(reply)
+
+    def _deliveries(self, reply: Any) -> list[Delivery]:
+        out: list[Delivery] = []
+        for key, entries in _pairs(reply):
+            stream, p = self.inputs[key]
+            out += [Delivery(key, stream, p, eid, fields or {}) for eid, fields in entries]
+        return out
+
+    def _collect(self, quiet: bool = False) -> list[Delivery]:
+        """Deliveries of the finished blocking reads; an error is raised only when no
+        read brought anything (what was delivered must not be dropped)."""
+        out: list[Delivery] = []
+        error: BaseException | None = None
+        for p, task in list(self._waiting.items()):
+            if not task.done():
+                continue
+            del self._waiting[p]
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is None:
+                out += task.result()
+            else:
+                error = error or exc
+        if error is not None and not out and not quiet:
+            raise error
+        return out
+
+
+# -- waiting for replicas -----------------------------------------------------------------
+
+
+@dataclass
+class ReplicaWait:
+    """WAIT for ``replicas`` replicas after each write (0: never), on the connection that
+    wrote, since WAIT counts the writes of its own connection.
+
+    This narrows, not closes, the window that asynchronous replication leaves: a write
+    is visible on the primary before WAIT returns, and a WAIT that times out does not
+    undo it. ``short`` counts the WAITs that returned fewer acknowledgements.
+    """
+
+    replicas: int = 0
+    timeout_ms: int = WAIT_TIMEOUT_MS
+    short: int = 0
+    _warned_at: float = 0.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReplicaWait:
+        env = os.environ if environ is None else environ
+        return cls(_int_env(env, WAIT_ENV, 0), _int_env(env, WAIT_TIMEOUT_ENV, WAIT_TIMEOUT_MS))
+
+    def __bool__(self) -> bool:
+        return self.replicas > 0
+
+    async def many(
+        self, script: Script, client: Any, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
+    ) -> list[Any]:
+        """Run script calls (as :meth:`Script.many`) and WAIT on every node written to."""
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        self.queue(pipe, client, [keys[0] for keys, _ in calls if keys])
+        replies = await pipe.execute(raise_on_error=False)
+        results, acks = list(replies[: len(calls)]), replies[len(calls) :]
+        for n, reply in enumerate(results):
+            if isinstance(reply, NoScriptError):
+                results[n] = await self._eval(script, client, calls[n])
+            elif isinstance(reply, Exception):
+                raise reply
+        self.check(acks)
+        return results
+
+    async def _eval(
+        self, script: Script, client: Any, call: tuple[Sequence[Arg], Sequence[Arg]]
+    ) -> Any:
+        keys, args = call
+        pipe = client.pipeline(transaction=False)
+        pipe.eval(script.source, len(keys), *keys, *args)
+        self.queue(pipe, client, keys[:1])
+        reply, *acks = await pipe.execute()
+        self.check(acks)
+        return reply
+
+    def queue(self, pipe: Any, client: Any, first_keys: Iterable[Any]) -> int:
+        """Add the WAITs to ``pipe``: one per node written to (one on a single server)."""
+        if not is_cluster(client):
+            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+            return 1
+        nodes = {client.get_node_from_key(k).name: client.get_node_from_key(k) for k in first_keys}
+        for name in sorted(nodes):
+            pipe.execute_command("WAIT", self.replicas, self.timeout_ms, target_nodes=nodes[name])
+        return len(nodes)
+
+    def check(self, acks: Sequence[Any]) -> bool:
+        """True when every WAIT saw enough replicas; otherwise count it and warn (at most
+        every 10 s: a missing replica would otherwise flood the log)."""
+        low = [a for a in acks if isinstance(a, Exception) or int(a) < self.replicas]
+        if not low:
+            return True
+        self.short += 1
+        now = time.monotonic()
+        if now - self._warned_at > 10:
+            self._warned_at = now
+            log.warning(
+                "WAIT %d: only %s replicas acknowledged within %d ms; these writes may be "
+                "lost if their primary fails now (%d short WAITs so far)",
+                self.replicas,
+                ", ".join(str(a) for a in low),
+                self.timeout_ms,
+                self.short,
+            )
+        return False
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ClusterConfigError(f"{name}={raw!r}: expected a whole number >= 0")
+    return int(raw)
+
+
+def parse_partitions(text: str, total: int | None = None) -> list[int]:
+    """``"0-3,8,10-11"`` → ``[0, 1, 2, 3, 8, 10, 11]``; checked against ``total``."""
+    out: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ConfigError(f"partitions {text!r}: use numbers and ranges, e.g. 0-7,12")
+        out += range(int(first), int(last if dash else first) + 1)
+    if total is not None and any(p >= total for p in out):
+        raise ConfigError(f"partitions {text!r}: the mesh has partitions 0-{total - 1}")
+    return sorted(set(out))
+
+
+def cast_client(client: Any) -> redis.Redis:
+    """A cluster client typed as the single-server one its callers expect: it offers
+    every command they use with the same signatures, so their code keeps one path."""
+    return cast(redis.Redis, client)
