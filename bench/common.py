@@ -142,6 +142,7 @@ class Child:
             cwd=cwd,
             text=True,
         )
+        self._signalled = False
 
     @property
     def pid(self) -> int:
@@ -171,8 +172,10 @@ class Child:
         self.proc.stdin.flush()
 
     def terminate(self) -> None:
-        """SIGTERM: a meshc worker finishes its batch and exits 0."""
-        if self.proc.poll() is None:
+        """SIGTERM, once: a meshc worker finishes its batch and exits 0 (a second
+        signal would restore the default action and kill it on the spot)."""
+        if self.proc.poll() is None and not self._signalled:
+            self._signalled = True
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
 

@@ -186,29 +186,18 @@ def task(i: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def mesh_workers(
-    url: str, mode: str, replicas: int = 1, concurrency: int = 1
+    url: str, mode: str, replicas: int = 1, concurrency: int = 1, async_lanes: bool = False
 ) -> Iterator[list[Child]]:
     """One child per replica of every agent that reads; all READY (not yet GO)."""
     mesh = review_mesh(mode, replicas, concurrency)
-    argv = []
-    for name in sorted(mesh.agents):
-        spec = mesh.agents[name]
-        if spec.reads:
-            for _ in range(spec.policy.replicas):
-                argv.append(
-                    [
-                        "worker",
-                        name,
-                        "--url",
-                        url,
-                        "--mode",
-                        mode,
-                        "--replicas",
-                        str(replicas),
-                        "--concurrency",
-                        str(concurrency),
-                    ]
-                )
+    common = ["--url", url, "--mode", mode, "--replicas", str(replicas)]
+    common += ["--concurrency", str(concurrency)] + (["--async-lanes"] if async_lanes else [])
+    argv = [
+        ["worker", name, *common]
+        for name, spec in sorted(mesh.agents.items())
+        if spec.reads
+        for _ in range(spec.policy.replicas)
+    ]
     with children([("bench.fanout", args) for args in argv]) as started:
         yield started
 
@@ -330,26 +319,30 @@ def _celery_worker(url: str) -> None:
 
 
 def run(mode: Mode = "full") -> Report:
-    from meshc.runtime.client import MeshClient
-
     size = SIZES[mode]
     started = time.perf_counter()
     with server() as srv:
         url = srv.url
-        with mesh_workers(url, "sleep") as workers, MeshClient(review_mesh("sleep"), url) as c:
-            for w in workers:
-                w.go()
-            slow = latencies(c, size["slow"])
+        slow = _light(url, "sleep", size["slow"], warmup=2)
         sequential = [_sequential() for _ in range(size["seq"])]
         chord = celery_latencies(url, size["celery"])
         rate = throughput(url, "noop", size["tasks"])
-        with mesh_workers(url, "noop") as workers, MeshClient(review_mesh("noop"), url) as c:
-            for w in workers:
-                w.go()
-            light = latencies(c, size["light"], warmup=20)
-    report = _report(size, slow, sequential, chord, light, rate)
+        light = _light(url, "noop", size["light"], warmup=20)
+        light_async = _light(url, "noop", size["light"], warmup=20, async_lanes=True)
+    report = _report(size, slow, sequential, chord, (light, light_async), rate)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _light(url: str, mode: str, count: int, warmup: int, async_lanes: bool = False) -> list[float]:
+    """Latencies of ``count`` tasks, one in flight at a time, through a fresh mesh."""
+    from meshc.runtime.client import MeshClient
+
+    mesh = review_mesh(mode)
+    with mesh_workers(url, mode, async_lanes=async_lanes) as workers, MeshClient(mesh, url) as c:
+        for w in workers:
+            w.go()
+        return latencies(c, count, warmup=warmup)
 
 
 def _sequential() -> float:
@@ -365,7 +358,7 @@ def _report(
     slow: list[float],
     sequential: list[float],
     chord: list[float],
-    light: list[float],
+    lights: tuple[list[float], list[float]],
     rate: float,
 ) -> Report:
     ms = 1000.0
@@ -387,19 +380,18 @@ def _report(
     lat.rows.append(row("meshc mesh (6 worker processes)", slow))
     lat.rows.append(row("Celery chord (threads x4) + merge", chord))
     lat.rows.append(row("sequential: the 4 handlers in turn", sequential))
+    light, light_async = lights
     light_t = Table(
-        "3b. No-op lanes: three-hop latency at light load, and throughput",
-        ["measure", "value"],
+        "3b. No-op lanes: three-hop latency at light load (one task in flight)",
+        ["lane handlers", "tasks", "p50 ms", "p90 ms", "p99 ms", "max ms"],
     )
-    light_t.rows += [
-        ["tasks (one in flight)", len(light)],
-        ["p50 ms", percentile(light, 50) * ms],
-        ["p90 ms", percentile(light, 90) * ms],
-        ["p99 ms", percentile(light, 99) * ms],
-        ["max ms", max(light) * ms],
-        [f"throughput, {size['tasks']:,} tasks preloaded (tasks/s)", rate],
-        ["throughput (stream entries written/s, 10 per task)", rate * 10],
-    ]
+    for name, xs in (("plain def (run in the thread pool)", light), ("async def", light_async)):
+        light_t.rows.append([name, len(xs)] + [percentile(xs, q) * ms for q in (50, 90, 99, 100)])
+    rate_t = Table(
+        "3c. No-op lanes: mesh throughput",
+        ["tasks preloaded", "tasks/s", "stream entries written/s (10 per task)"],
+    )
+    rate_t.rows.append([size["tasks"], rate, rate * 10])
     p50 = percentile(slow, 50)
     checks = [
         Check("fan-out p50 / slowest lane (200 ms)", p50 / SLEEP, "<=", TARGET_SLOW),
@@ -417,8 +409,9 @@ def _report(
         "meshc": [round(x * ms, 2) for x in slow],
         "celery": [round(x * ms, 2) for x in chord],
         "light_p50_p99": [round(percentile(light, q) * ms, 3) for q in (50, 99)],
+        "light_async_p50_p99": [round(percentile(light_async, q) * ms, 3) for q in (50, 99)],
     }
-    return Report("fanout", [lat, light_t], checks, notes, params)
+    return Report("fanout", [lat, light_t, rate_t], checks, notes, params)
 
 
 # -- children -----------------------------------------------------------------------
@@ -432,14 +425,12 @@ def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _worker(args: argparse.Namespace) -> None:
-    from meshc.runtime.builtins import fanout, merge
     from meshc.runtime.worker import run_agent
 
     mesh = review_mesh(args.mode, args.replicas, args.concurrency)
     handler = HANDLERS[args.mode] if args.agent in LANES else None
-    if os.environ.get("BENCH_ASYNC"):
-        builtin = {"coordinator": fanout, "aggregator": merge}.get(args.agent)
-        handler = _as_async(handler or builtin)  # type: ignore[arg-type]
+    if handler is not None and args.async_lanes:
+        handler = _as_async(handler)
     child_wait_go()
     raise SystemExit(run_agent(mesh, args.agent, handler, redis_url=args.url))
 
@@ -453,6 +444,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--mode", choices=sorted(HANDLERS), required=True)
         p.add_argument("--replicas", type=int, default=1)
         p.add_argument("--concurrency", type=int, default=1)
+        p.add_argument("--async-lanes", action="store_true", help="lanes as async def")
         _worker(p.parse_args(argv[1:]))
         return
     if argv[:1] == ["celery-worker"]:

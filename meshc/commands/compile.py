@@ -1,4 +1,9 @@
-"""``meshc compile FILE -o DIR``: write ``DIR/<mesh>/``, a runnable worker package."""
+"""``meshc compile FILE -o DIR``: write ``DIR/<mesh>/``, a runnable worker package.
+
+``--deploy compose`` and/or ``--deploy kubernetes`` also write deployment files into
+``DIR/<mesh>/deploy/`` (a compose file; Deployments and KEDA ScaledObjects), as
+deterministic as the package. A compile without ``--deploy`` leaves them as they are.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,14 @@ import sys
 from typing import Any
 
 from meshc.api import analyze_file
-from meshc.codegen import CodegenError, compile_analysis, diff_package, package_dir, write_package
+from meshc.codegen import (
+    CodegenError,
+    compile_analysis,
+    deploy,
+    diff_package,
+    package_dir,
+    write_package,
+)
 from meshc.commands.validate import emit
 
 
@@ -16,6 +28,14 @@ def register(sub: Any) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="DIR", default="generated", help="default: generated")
     p.add_argument("--check", action="store_true", help="exit 1 with a diff when DIR is stale")
+    p.add_argument(
+        "--deploy",
+        action="append",
+        choices=deploy.KINDS,
+        metavar="KIND",
+        help="also write deployment files (compose, kubernetes; repeat for both) "
+        "into DIR/<mesh>/deploy/",
+    )
     p.add_argument("--format", default="text", help=argparse.SUPPRESS)
     p.add_argument("--color", default="auto", help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
@@ -37,12 +57,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"meshc compile: {err}", file=sys.stderr)
         return 1
     folder = package_dir(args.output, analysis.core.name)
+    kinds = sorted(set(args.deploy or ()))
+    raw = analysis.source.text.encode("utf-8")
+    files.update(deploy.deploy_files(analysis.core, args.file, raw, kinds, folder))
     if args.check:
         diff = diff_package(folder, files)
         if diff:
             sys.stdout.write(diff)
             print(
-                f"{folder} is stale: run `meshc compile {args.file} -o {args.output}`",
+                f"{folder} is stale: run `meshc compile {args.file} -o {args.output}"
+                + "".join(f" --deploy {k}" for k in kinds)
+                + "`",
                 file=sys.stderr,
             )
             return 1

@@ -504,10 +504,10 @@ def parse_partitions(text: str, total: int | None = None) -> list[int]:
     for part in (p.strip() for p in text.split(",")):
         first, dash, last = part.partition("-")
         if not first.isdigit() or (dash and not last.isdigit()):
-            raise ConfigError(f"partitions {text!r}: use numbers and ranges, e.g. 0-7,12")
+            raise ClusterConfigError(f"partitions {text!r}: use numbers and ranges, e.g. 0-7,12")
         out += range(int(first), int(last if dash else first) + 1)
     if total is not None and any(p >= total for p in out):
-        raise ConfigError(f"partitions {text!r}: the mesh has partitions 0-{total - 1}")
+        raise ClusterConfigError(f"partitions {text!r}: the mesh has partitions 0-{total - 1}")
     return sorted(set(out))
 
 

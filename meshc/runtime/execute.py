@@ -6,9 +6,9 @@ each lane is ONE thread hop for its whole share of the batch (a hop per message
 would cost more than a trivial handler). With a timeout each call gets its own hop
 so it can be abandoned: Python cannot stop a thread, so a plain handler that times
 out keeps its thread until it returns, and its result is discarded. Async handlers
-run on the loop and are cancelled at their timeout. The built-ins ``fanout`` and
-``merge`` (pure, microseconds) run on the loop too: a thread hop costs a few hundred
-microseconds of CPU and latency per batch on a busy machine, more than they do.
+run on the loop and are cancelled at their timeout. The built-in ``fanout`` (pure,
+microseconds) runs on the loop too: a thread hop costs a few hundred microseconds of
+CPU and latency per batch on a busy 2-core machine, far more than the call.
 """
 
 from __future__ import annotations

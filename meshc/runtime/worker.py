@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshc.runtime import cluster, keys, scripts
+from meshc.runtime import cluster, health, keys, scripts
 from meshc.runtime.builtins import BUILTINS, Bound, WorkerBuiltin, fanout, merge
 from meshc.runtime.context import Call, Context
 from meshc.runtime.errors import ConfigError, PermanentError
@@ -141,6 +141,7 @@ class Worker:
         reader = cluster.ClusterReader if on_cluster else Reader
         self.reader = reader(agent, self.consumer, self.inputs, self.policy, self.log)
         self.replica_wait = cluster.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
+        self.heartbeat = health.Heartbeat.from_env()  # MESHC_HEALTH_FILE, for probes
         self.client: Redis | None = None
 
     def key(self, stream: str, partition: int) -> bytes:
@@ -169,6 +170,7 @@ class Worker:
             self.log.info("consumer %s serving partitions %s", self.consumer, self.partitions)
             backoff = 0.05
             while not self._stop.is_set():
+                self.heartbeat.beat()
                 try:
                     await self._tick()
                     backoff = 0.05

@@ -98,7 +98,7 @@ def run_tests(
     folder: Path | None = None,
 ) -> Report:
     """Run every check of the mesh at ``path``. MeshError for an invalid file, OSError
-    for an unreadable one, KeyError for an unknown ``agent``, ServerInUse for a busy
+    for an unreadable one, UnknownAgent for an unknown ``agent``, ServerInUse for a busy
     ``--redis`` server; the checks' own findings are in the report."""
     started = time.monotonic()
     loaded = load(path, folder)
@@ -213,7 +213,8 @@ def _exactly_once(name: str, tap: Tap, e2e: list[Outcome]) -> Outcome:
     if blamed:
         outcome.status, outcome.failure = FAIL, blamed[0].failure
     elif twice:
-        outcome.note = f"{twice} inputs handled twice, one set of outputs each"
+        inputs = "input" if twice == 1 else "inputs"
+        outcome.note = f"{twice} {inputs} handled twice, one set of outputs each"
     else:
         outcome.status, outcome.note = SKIP, "no duplicate delivery happened"
     return outcome

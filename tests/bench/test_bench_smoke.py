@@ -70,6 +70,7 @@ def test_fanout() -> None:
     _check_report(doc, "fanout")
     p50 = _numbers(doc, "3a.", "p50 ms")
     assert len(p50) == 3 and all(ms >= 200 for ms in p50)  # every system waited on its lanes
+    assert len(doc["tables"]) == 3
     assert len(doc["checks"]) == 5
 
 

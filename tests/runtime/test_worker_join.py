@@ -53,11 +53,11 @@ def test_two_racing_aggregators_emit_exactly_one_result_per_task(valkey_url: str
         m = join_mesh(batch=1)
         one = worker(m, "agg", None, redis_url=valkey_url, consumer="one")
         two = worker(m, "agg", None, redis_url=valkey_url, consumer="two")
-        last: dict[str, bytes] = {}
+        sent: dict[str, set[bytes]] = {}
         async with running(one, two):
             for i in range(40):
                 for lane in LANES:
-                    last[f"d{i}"] = await send(r, f"d{i}", lane)
+                    sent.setdefault(f"d{i}", set()).add(await send(r, f"d{i}", lane))
             await until(has(r, "t.sum", 40))
             await asyncio.sleep(0.2)
         rows = await entries(r, "t.sum")
@@ -70,7 +70,9 @@ def test_two_racing_aggregators_emit_exactly_one_result_per_task(valkey_url: str
             assert doc["missing"] == [] and sorted(doc["parts"]) == list(LANES)
             assert doc["parts"]["a"] == {"doc": doc["doc"], "lane": "a", "score": len(doc["doc"])}
             assert f[b"trace"] == doc["doc"].encode() and f[b"agent"] == b"agg"
-            assert f[b"parent"] == last[doc["doc"]]
+            # The parent is the partial that completed the join; with two replicas
+            # racing, that need not be the one sent last.
+            assert f[b"parent"] in sent[doc["doc"]]
         assert await r.keys("m:agg:join:*") == []  # state cleared, done markers kept
         assert len(await r.keys("m:agg:done:*")) == 40
         await r.aclose()
