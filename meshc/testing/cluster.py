@@ -108,6 +108,10 @@ class LocalCluster:
             "--cluster-config-file", "nodes.conf",
             "--cluster-port", str(node.bus),
             "--cluster-node-timeout", str(self.node_timeout_ms),
+            # a replica always stands for election, however long since it last heard
+            # from its primary (the default refuses "stale" replicas on a quiet cluster)
+            "--cluster-replica-validity-factor", "0",
+            "--repl-ping-replica-period", "1",
             "--dir", str(node.folder),
             "--save", "",
             "--appendonly", "no",
