@@ -309,6 +309,8 @@ class Chaos:
         mesh_file = folder / "chaos_review.yaml"
         mesh_file.write_text(chaos_mesh_text(cfg), encoding="utf-8")
         built = build_cached(str(mesh_file), folder)
+        for name in [m for m in sys.modules if m.split(".")[0] == MESH]:
+            del sys.modules[name]  # an earlier run's build (other timeouts) is not this one
         self.spec, self.package = built.load_spec(), built.package
         self.env = {
             "PYTHONPATH": os.pathsep.join([str(built.root), str(ROOT), str(FAULTS_DIR)]),

@@ -232,6 +232,20 @@ def stop_all(started: Sequence[Child]) -> None:
         child.stop()
 
 
+def use_meshc_from(tree: str | None) -> None:
+    """In a child: import ``meshc`` from ``tree`` (a folder holding a ``meshc`` package,
+    e.g. a ``git worktree`` of an older commit) instead of the working copy, so a
+    benchmark can set two versions of the runtime side by side in one run."""
+    if not tree:
+        return
+    sys.path.insert(0, str(Path(tree).resolve()))
+    import meshc
+
+    where = Path(meshc.__file__).resolve()
+    if not where.is_relative_to(Path(tree).resolve()):
+        raise SystemExit(f"--baseline {tree}: meshc was imported from {where} instead")
+
+
 def child_wait_go() -> None:
     """The child's side: announce READY, block until the parent says GO."""
     print(READY, flush=True)
@@ -433,6 +447,15 @@ def emit(report: Report, json_path: str | None) -> None:
         print(json.dumps(report.as_dict(), indent=2))
     elif json_path:
         Path(json_path).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+
+
+def add_baseline_arg(parser: Any) -> None:
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run meshc's workers from DIR (a folder holding an older meshc package, "
+        "e.g. `git worktree add /tmp/base HEAD~1`) and compare, in the same run",
+    )
 
 
 def mode_of(args: Any) -> Mode:

@@ -37,6 +37,7 @@ from bench.common import (
     Mode,
     Report,
     Table,
+    add_baseline_arg,
     add_mode_args,
     child_wait_go,
     children,
@@ -45,6 +46,7 @@ from bench.common import (
     mode_of,
     percentile,
     server,
+    use_meshc_from,
     wait_length,
 )
 
@@ -55,9 +57,9 @@ SLEEP = 0.2
 IO_SLEEP = 0.01
 CPU_LOOPS = 40_000  # about 2 ms of pure-Python work on these machines
 SIZES: dict[Mode, dict[str, int]] = {
-    "smoke": {"slow": 2, "celery": 2, "seq": 1, "light": 20, "tasks": 200},
-    "quick": {"slow": 8, "celery": 8, "seq": 2, "light": 300, "tasks": 4_000},
-    "full": {"slow": 20, "celery": 20, "seq": 3, "light": 1_000, "tasks": 15_000},
+    "smoke": {"slow": 2, "celery": 2, "seq": 1, "light": 20, "tasks": 200, "ab": 2},
+    "quick": {"slow": 8, "celery": 8, "seq": 2, "light": 300, "tasks": 4_000, "ab": 2},
+    "full": {"slow": 20, "celery": 20, "seq": 3, "light": 1_000, "tasks": 15_000, "ab": 4},
 }
 TARGET_SLOW = 1.05
 TARGET_P50_MS = 3.0
@@ -186,12 +188,19 @@ def task(i: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def mesh_workers(
-    url: str, mode: str, replicas: int = 1, concurrency: int = 1, async_lanes: bool = False
+    url: str,
+    mode: str,
+    replicas: int = 1,
+    concurrency: int = 1,
+    async_lanes: bool = False,
+    meshc: str | None = None,
 ) -> Iterator[list[Child]]:
-    """One child per replica of every agent that reads; all READY (not yet GO)."""
+    """One child per replica of every agent that reads; all READY (not yet GO).
+    ``meshc``: import meshc from that folder (a baseline tree) in every child."""
     mesh = review_mesh(mode, replicas, concurrency)
     common = ["--url", url, "--mode", mode, "--replicas", str(replicas)]
     common += ["--concurrency", str(concurrency)] + (["--async-lanes"] if async_lanes else [])
+    common += ["--meshc", meshc] if meshc else []
     argv = [
         ["worker", name, *common]
         for name, spec in sorted(mesh.agents.items())
@@ -202,7 +211,9 @@ def mesh_workers(
         yield started
 
 
-def throughput(url: str, mode: str, n: int, replicas: int = 1, concurrency: int = 1) -> float:
+def throughput(
+    url: str, mode: str, n: int, replicas: int = 1, concurrency: int = 1, meshc: str | None = None
+) -> float:
     """Tasks/s through the whole mesh: ``n`` tasks preloaded, timed from GO to the last
     summary. Leaves the workers stopped and the server flushed."""
     from meshc.runtime.client import MeshClient
@@ -210,7 +221,7 @@ def throughput(url: str, mode: str, n: int, replicas: int = 1, concurrency: int 
     mesh = review_mesh(mode, replicas, concurrency)
     with MeshClient(mesh, url) as client:
         client.redis.flushdb()
-        with mesh_workers(url, mode, replicas, concurrency) as workers:
+        with mesh_workers(url, mode, replicas, concurrency, meshc=meshc) as workers:
             client.submit_many(task(i) for i in range(n))
             for w in workers:
                 w.go()
@@ -318,9 +329,12 @@ def _celery_worker(url: str) -> None:
 # -- the benchmark ------------------------------------------------------------------
 
 
-def run(mode: Mode = "full") -> Report:
+def run(mode: Mode = "full", baseline: str | None = None) -> Report:
+    """Everything above; with ``baseline`` (a folder holding an older ``meshc``), the
+    no-op latency and throughput of that version too, measured alternately with ours."""
     size = SIZES[mode]
     started = time.perf_counter()
+    ab: dict[str, list[Any]] = {"light": [], "rate": [], "base_light": [], "base_rate": []}
     with server() as srv:
         url = srv.url
         slow = _light(url, "sleep", size["slow"], warmup=2)
@@ -329,17 +343,55 @@ def run(mode: Mode = "full") -> Report:
         rate = throughput(url, "noop", size["tasks"])
         light = _light(url, "noop", size["light"], warmup=20)
         light_async = _light(url, "noop", size["light"], warmup=20, async_lanes=True)
+        for rep in range(size["ab"] if baseline else 0):
+            for tree in (None, baseline) if rep % 2 else (baseline, None):
+                prefix = "base_" if tree else ""
+                ab[prefix + "light"].append(_light(url, "noop", size["light"], 20, meshc=tree))
+                ab[prefix + "rate"].append(throughput(url, "noop", size["tasks"], meshc=tree))
     report = _report(size, slow, sequential, chord, (light, light_async), rate)
+    if baseline:
+        _add_ab(report, baseline, ab)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _light(url: str, mode: str, count: int, warmup: int, async_lanes: bool = False) -> list[float]:
+def _add_ab(report: Report, baseline: str, ab: dict[str, list[Any]]) -> None:
+    ms = 1000.0
+    table = Table(
+        f"3d. No-op mesh, this tree against --baseline {baseline} (alternating runs)",
+        ["tree", "runs", "p50 ms (median)", "p99 ms (median)", "tasks/s (median)"],
+    )
+    for name, key in (("this tree", ""), ("baseline", "base_")):
+        runs = ab[key + "light"]
+        table.rows.append([
+            name,
+            len(runs),
+            median([percentile(xs, 50) * ms for xs in runs]),
+            median([percentile(xs, 99) * ms for xs in runs]),
+            median(ab[key + "rate"]),
+        ])  # fmt: skip
+    report.tables.append(table)
+    report.params["baseline"] = baseline
+    report.params["ab"] = {
+        k: [round(percentile(v, 50) * ms, 3) if isinstance(v, list) else round(v) for v in vs]
+        for k, vs in ab.items()
+    }
+
+
+def _light(
+    url: str,
+    mode: str,
+    count: int,
+    warmup: int,
+    async_lanes: bool = False,
+    meshc: str | None = None,
+) -> list[float]:
     """Latencies of ``count`` tasks, one in flight at a time, through a fresh mesh."""
     from meshc.runtime.client import MeshClient
 
     mesh = review_mesh(mode)
-    with mesh_workers(url, mode, async_lanes=async_lanes) as workers, MeshClient(mesh, url) as c:
+    workers_ = mesh_workers(url, mode, async_lanes=async_lanes, meshc=meshc)
+    with workers_ as workers, MeshClient(mesh, url) as c:
         for w in workers:
             w.go()
         return latencies(c, count, warmup=warmup)
@@ -425,6 +477,7 @@ def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _worker(args: argparse.Namespace) -> None:
+    use_meshc_from(args.meshc)
     from meshc.runtime.worker import run_agent
 
     mesh = review_mesh(args.mode, args.replicas, args.concurrency)
@@ -445,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--replicas", type=int, default=1)
         p.add_argument("--concurrency", type=int, default=1)
         p.add_argument("--async-lanes", action="store_true", help="lanes as async def")
+        p.add_argument("--meshc", help="import meshc from this folder (a baseline tree)")
         _worker(p.parse_args(argv[1:]))
         return
     if argv[:1] == ["celery-worker"]:
@@ -454,8 +508,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     parser = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__)
     add_mode_args(parser)
+    add_baseline_arg(parser)
     args = parser.parse_args(argv)
-    emit(run(mode_of(args)), args.json)
+    emit(run(mode_of(args), args.baseline), args.json)
 
 
 if __name__ == "__main__":

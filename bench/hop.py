@@ -33,6 +33,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -45,6 +46,7 @@ from bench.common import (
     Mode,
     Report,
     Table,
+    add_baseline_arg,
     add_mode_args,
     child_wait_go,
     emit,
@@ -53,6 +55,7 @@ from bench.common import (
     mode_of,
     preload,
     server,
+    use_meshc_from,
     wait_length,
 )
 
@@ -66,6 +69,7 @@ SIZES: dict[Mode, dict[str, int]] = {
     "full": {"n": 100_000, "small": 6_000, "reps": 5},
 }
 FAST = ("raw", "script", "worker", "worker-async")
+BASELINE = "worker-baseline"  # the Worker of another meshc tree (--baseline)
 SLOW = ("naive", "faststream")
 TARGET_RAW = 0.60
 TARGET_PEER = 10.0
@@ -111,34 +115,42 @@ def faststream_fields() -> dict[bytes, bytes]:
 # -- the parent ---------------------------------------------------------------------
 
 
-def run(mode: Mode = "full") -> Report:
+def run(mode: Mode = "full", baseline: str | None = None) -> Report:
+    """All contestants; with ``baseline`` (a folder holding an older ``meshc``), also
+    the Worker of that version, so a runtime change is measured against it in one run."""
     size = SIZES[mode]
     started = time.perf_counter()
-    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in FAST + SLOW}
+    fast = FAST + (BASELINE,) if baseline else FAST
+    runs: dict[str, list[tuple[float, float]]] = {v: [] for v in fast + SLOW}
     load = [os.getloadavg()[0]]
     with server() as srv, contextlib.closing(srv.client()) as r:
         load_rate = preload(r, IN, entry_fields(), size["n"])
         preload(r, FS_IN, faststream_fields(), size["small"])
         for rep in range(size["reps"]):
-            order = FAST + SLOW if rep % 2 == 0 else SLOW[::-1] + FAST[::-1]
+            order = fast + SLOW if rep % 2 == 0 else SLOW[::-1] + fast[::-1]
             for variant in order:
-                n = size["n"] if variant in FAST else size["small"]
-                runs[variant].append(_measure(srv.url, r, variant, n, rep))
+                n = size["n"] if variant in fast else size["small"]
+                runs[variant].append(_measure(srv.url, r, variant, n, rep, baseline))
         host = machine(srv)
     load.append(os.getloadavg()[0])
-    report = _report(runs, size, load_rate, host, load)
+    report = _report(runs, size, load_rate, host, load, baseline)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _measure(url: str, r: redis.Redis, variant: str, n: int, rep: int) -> tuple[float, float]:
+def _measure(
+    url: str, r: redis.Redis, variant: str, n: int, rep: int, baseline: str | None = None
+) -> tuple[float, float]:
     """(messages/s, consumer CPU µs per message) of one contestant draining ``n`` entries."""
     group = f"{variant.replace('-', '_')}{rep}"
     out = f"hop.out.{group}"
     source = FS_IN if variant == "faststream" else IN
     if not variant.startswith("worker"):
         r.xgroup_create(source, group, id="0", mkstream=True)
-    child = Child("bench.hop", ["child", variant, "--url", url, "--group", group, "--out", out])
+    args = ["child", variant, "--url", url, "--group", group, "--out", out]
+    if variant == BASELINE:
+        args[1:2] = ["worker", "--meshc", str(baseline)]
+    child = Child("bench.hop", args)
     try:
         child.wait_ready()
         cpu = child.cpu_seconds()
@@ -163,6 +175,7 @@ NAMES = {
     "script": "raw loop: XREADGROUP 200 + one Lua commit",
     "worker": "meshc Worker, plain handler",
     "worker-async": "meshc Worker, async handler",
+    BASELINE: "meshc Worker, plain handler, --baseline tree",
     "naive": "naive loop: 1 message, XADD then XACK",
     "faststream": "FastStream 0.7 stream subscriber -> publisher",
 }
@@ -174,6 +187,7 @@ def _report(
     load_rate: float,
     host: dict[str, Any],
     load: list[float],
+    baseline: str | None = None,
 ) -> Report:
     hop = Table(
         "1. Hop throughput (one pass-through agent, 100-byte payloads)",
@@ -187,8 +201,10 @@ def _report(
             "consumer CPU µs/msg",
         ],
     )
-    for v in ("raw", "script", "worker", "worker-async", "naive"):
-        n = size["n"] if v in FAST else size["small"]
+    for v in ("raw", "script", "worker", "worker-async", "naive") + (
+        (BASELINE,) if baseline else ()
+    ):
+        n = size["small"] if v in SLOW else size["n"]
         rates = [rate for rate, _ in runs[v]]
         cpu = median([c for _, c in runs[v]])
         ratio = paired(runs, v, "raw")
@@ -221,6 +237,13 @@ def _report(
     params: dict[str, Any] = {**size, "batch": BATCH, "payload_bytes": PAYLOAD_BYTES}
     params["machine"] = host
     params["runs"] = {v: [[round(x), round(c, 2)] for x, c in rs] for v, rs in runs.items()}
+    if baseline:
+        params["baseline"] = baseline
+        cpu = [b[1] / a[1] for a, b in zip(runs["worker"], runs[BASELINE], strict=True)]
+        notes.append(
+            f"A/B against {baseline}: Worker throughput x{paired(runs, 'worker', BASELINE):.3f}, "
+            f"its CPU per message x{1 / median(cpu):.3f} (medians of per-repetition ratios)"
+        )
     return Report("hop", [hop, peer], checks, notes, params)
 
 
@@ -348,7 +371,9 @@ def child_main(argv: list[str]) -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--profile", default="", help="write a pyinstrument profile here")
+    parser.add_argument("--meshc", help="import meshc from this folder (a baseline tree)")
     args = parser.parse_args(argv)
+    use_meshc_from(args.meshc)
     if args.variant == "worker":
         _worker(args.url, args.group, args.out, passthrough, args.profile)
     elif args.variant == "worker-async":
@@ -359,6 +384,25 @@ def child_main(argv: list[str]) -> None:
         )
 
 
+def profile(path: str, n: int = 100_000, variant: str = "worker") -> float:
+    """Drain ``n`` entries through one Worker running under pyinstrument; the profile
+    (text) goes to ``path``. The profiler slows the worker about 2x, so the figure
+    returned (messages/s) is not comparable with the benchmark's."""
+    with server() as srv, contextlib.closing(srv.client()) as r:
+        preload(r, IN, entry_fields(), n)
+        args = ["child", variant, "--url", srv.url, "--group", "prof", "--out", "prof.out"]
+        child = Child("bench.hop", [*args, "--profile", str(Path(path).resolve())])
+        try:
+            child.wait_ready()
+            child.go()
+            seconds = wait_length(r, "prof.out", n, timeout=max(60.0, n / 200))
+        finally:
+            child.stop(timeout=60.0)  # it writes the profile as it exits
+    if seconds is None:
+        raise RuntimeError("the profiled worker did not drain its input in time")
+    return n / seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["child"]:
@@ -366,8 +410,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     parser = argparse.ArgumentParser(prog="python -m bench.hop", description=__doc__)
     add_mode_args(parser)
+    add_baseline_arg(parser)
+    parser.add_argument(
+        "--profile", metavar="PATH", help="instead: profile the Worker (pyinstrument) into PATH"
+    )
     args = parser.parse_args(argv)
-    emit(run(mode_of(args)), args.json)
+    if args.profile:
+        rate = profile(args.profile)
+        print(f"profile written to {args.profile} ({rate:,.0f} msg/s under the profiler)")
+        return
+    emit(run(mode_of(args), args.baseline), args.json)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python -m bench.run_all --quick          # a short version, about 2 minutes
     python -m bench.run_all --json out.json  # where the JSON goes (default below)
     python -m bench.run_all --only hop,memory
+    python -m bench.run_all --only hop,fanout --baseline /tmp/base   # A/B a runtime change
 
 Each benchmark starts its own server and processes and measures its figures against
 a baseline in the same run (see BENCHMARKS.md). Benchmark 6 (compiler and validator
@@ -24,7 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import fanout, hop, memory, replicas
-from bench.common import Check, Mode, Report, Table, format_checks, machine, mode_of, server
+from bench.common import (
+    Check,
+    Mode,
+    Report,
+    Table,
+    add_baseline_arg,
+    format_checks,
+    machine,
+    mode_of,
+    server,
+)
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 VALIDATE_SIZES: dict[Mode, str] = {
@@ -105,12 +116,13 @@ def run_validate(mode: Mode = "full") -> Report:
     return report
 
 
-BENCHMARKS: dict[str, Callable[[Mode], Report]] = {
+# Each takes the mode and the --baseline tree (used by the runtime benchmarks only).
+BENCHMARKS: dict[str, Callable[[Mode, str | None], Report]] = {
     "hop": hop.run,
     "fanout": fanout.run,
-    "replicas": replicas.run,
-    "memory": memory.run,
-    "validate": run_validate,
+    "replicas": lambda mode, _baseline: replicas.run(mode),
+    "memory": lambda mode, _baseline: memory.run(mode),
+    "validate": lambda mode, _baseline: run_validate(mode),
 }
 
 
@@ -129,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"where to write the JSON report (default {DEFAULT_JSON})",
     )
     parser.add_argument("--only", help="comma-separated subset of: " + ",".join(BENCHMARKS))
+    add_baseline_arg(parser)
     args = parser.parse_args(argv)
     mode = mode_of(args)
     names = args.only.split(",") if args.only else list(BENCHMARKS)
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     print(" | ".join(f"{k}: {v}" for k, v in host.items()) + "\n", flush=True)
     reports: list[Report] = []
     for name in names:
-        report = BENCHMARKS[name](mode)
+        report = BENCHMARKS[name](mode, args.baseline)
         reports.append(report)
         print(report.text(), flush=True)
         print(f"({name}: {report.seconds:.0f} s)\n", flush=True)

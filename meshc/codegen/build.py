@@ -50,7 +50,11 @@ def build_cached(path: str, folder: Path | None = None) -> Built:
         analysis.source.text.encode("utf-8") + __version__.encode()
     ).hexdigest()[:16]
     root = (folder or Path.cwd()) / ".meshc" / "build" / digest
-    target = root / analysis.core.name
+    # A prefixed package name: a mesh called like one of the user's own top-level
+    # modules (its handlers, say) must not hide it. Generated code imports itself
+    # relatively, so the folder's name is free.
+    package = f"meshc_build_{analysis.core.name}"
+    target = root / package
     if not (target / "topology.py").exists():
         write_package(target, compile_analysis(analysis, path))
-    return Built(root=root, package=analysis.core.name)
+    return Built(root=root, package=package)

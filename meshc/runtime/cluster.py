@@ -57,6 +57,7 @@ from redis.exceptions import (
     SlotNotCoveredError,
     TryAgainError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WAIT_ENV = "MESHC_WAIT_REPLICAS"
@@ -322,6 +323,10 @@ class ClusterReader(Reader):
     any of them answers, and the others stay in flight for the next call rather than
     being cancelled (cancelling would cost their connections). ``drain`` collects
     them at shutdown, so nothing that was read is left pending.
+
+    The blocking reads use a client of their own: when a pipeline meets a lost node,
+    redis-py closes every connection of its client, and a read in flight on one of
+    them would fail in ways (AttributeError) that are not connection errors.
     """
 
     def __init__(
@@ -331,12 +336,15 @@ class ClusterReader(Reader):
         inputs: dict[bytes, tuple[str, int]],
         policy: Policy,
         log: logging.Logger,
+        url: str,
     ) -> None:
         super().__init__(group, consumer, inputs, policy, log)
         self._by_partition: dict[int, dict[Any, Any]] = {}
         for key, (_, p) in inputs.items():
             self._by_partition.setdefault(p, {})[key] = b">"
         self._waiting: dict[int, asyncio.Task[list[Delivery]]] = {}
+        self._url = url
+        self._blocking: acluster.RedisCluster | None = None
 
     async def read(self, r: Any, block_ms: int) -> list[Delivery]:
         out = self._collect()
@@ -346,7 +354,7 @@ class ClusterReader(Reader):
         if out:
             return out
         for p in free:
-            self._waiting[p] = asyncio.create_task(self._read_one(r, p, block_ms))
+            self._waiting[p] = asyncio.create_task(self._read_one(p, block_ms))
         if self._waiting:
             await asyncio.wait(
                 self._waiting.values(),
@@ -356,10 +364,15 @@ class ClusterReader(Reader):
         return self._collect()
 
     async def drain(self) -> list[Delivery]:
-        """Wait for the reads still in flight; what they delivered must be handled."""
+        """Wait for the reads still in flight (what they delivered must be handled), then
+        close the client of the blocking reads."""
         if self._waiting:
             await asyncio.wait(self._waiting.values())
-        return self._collect(quiet=True)
+        out = self._collect(quiet=True)
+        if self._blocking is not None:
+            await self._blocking.aclose()
+            self._blocking = None
+        return out
 
     async def _read_now(self, r: Any, partitions: list[int]) -> list[Delivery]:
         pipe = r.pipeline(transaction=False)
@@ -368,11 +381,16 @@ class ClusterReader(Reader):
         replies = await pipe.execute()
         return [d for reply in replies for d in self._deliveries(reply)]
 
-    async def _read_one(self, r: Any, partition: int, block_ms: int) -> list[Delivery]:
+    async def _read_one(self, partition: int, block_ms: int) -> list[Delivery]:
+        if self._blocking is None:
+            self._blocking = async_client(self._url)
         streams = self._by_partition[partition]
-        reply = await r.xreadgroup(
-            self.group, self.consumer, streams, count=self.count, block=block_ms
-        )
+        try:
+            reply = await self._blocking.xreadgroup(
+                self.group, self.consumer, streams, count=self.count, block=block_ms
+            )
+        except AttributeError as exc:  # a connection closed under it (see the class doc)
+            raise RedisConnectionError(f"connection lost during a read: {exc}") from exc
         return self._deliveries(reply)
 
     def _deliveries(self, reply: Any) -> list[Delivery]:

@@ -138,8 +138,13 @@ class Worker:
         on_cluster = cluster.is_cluster_url(redis_url)
         if on_cluster:  # one partition would make every commit cross slots
             cluster.require_partitions(mesh, redis_url)
-        reader = cluster.ClusterReader if on_cluster else Reader
-        self.reader = reader(agent, self.consumer, self.inputs, self.policy, self.log)
+        self.reader = (
+            cluster.ClusterReader(
+                agent, self.consumer, self.inputs, self.policy, self.log, redis_url
+            )
+            if on_cluster
+            else Reader(agent, self.consumer, self.inputs, self.policy, self.log)
+        )
         self.replica_wait = cluster.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
         self.heartbeat = health.Heartbeat.from_env()  # MESHC_HEALTH_FILE, for probes
         self.client: Redis | None = None

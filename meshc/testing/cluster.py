@@ -112,6 +112,7 @@ class LocalCluster:
             # from its primary (the default refuses "stale" replicas on a quiet cluster)
             "--cluster-replica-validity-factor", "0",
             "--repl-ping-replica-period", "1",
+            "--repl-diskless-sync-delay", "0",  # a new replica syncs at once, not after 5 s
             "--dir", str(node.folder),
             "--save", "",
             "--appendonly", "no",
@@ -178,6 +179,13 @@ class LocalCluster:
         """SIGSTOP: the node stops answering (and replicating) until :meth:`resume`."""
         assert node.proc is not None
         node.proc.send_signal(signal.SIGSTOP)
+
+    def cut_replication(self, primary: Node) -> None:
+        """Close the links of ``primary``'s replicas (CLIENT KILL TYPE replica). With the
+        replica paused it cannot reconnect, so it falls behind by whatever the primary
+        writes from now on (on one machine a paused replica alone loses nothing: the
+        kernel's socket buffers hold what was sent, and it reads them on resume)."""
+        _cmd(primary, "CLIENT KILL", "TYPE", "replica")
 
     def resume(self, node: Node) -> None:
         assert node.proc is not None
@@ -270,14 +278,13 @@ class LocalCluster:
         return True
 
     def healthy(self) -> bool:
-        """Every node says ok, and each primary has its replicas connected."""
+        """Every node says ok, and each primary has its replicas in sync (link up)."""
         if not self._state_ok():
             return False
-        want = self.replicas_count
-        return all(
-            int(_info(n, "replication").get("connected_slaves", 0)) >= want
-            for n in self.primaries()
-        )
+        replicas = [n for n in self.nodes if n.alive and self.role(n) == "slave"]
+        if len(replicas) < self.replicas_count * len(self.primaries()):
+            return False
+        return all(_info(n, "replication").get("master_link_status") == "up" for n in replicas)
 
 
 def _cmd(node: Node, *args: Any) -> Any:

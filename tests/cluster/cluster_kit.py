@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,9 +32,12 @@ def review_mesh(folder: Path, partitions: int = 16, **policy: Any) -> Path:
     text = (REPO / "meshes" / "doc_review.yaml").read_text()
     head = f"version: 1\npartitions: {partitions}\npartition_key: doc_id\n"
     text = text.replace("version: 1\n", head, 1)
-    if policy:
-        extra = "".join(f"  {k}: {v}\n" for k, v in policy.items())
-        text = text.replace("defaults:\n", "defaults:\n" + extra, 1)
+    for name, value in policy.items():  # a mesh-wide default, replaced or added
+        line = re.compile(rf"^  {name}: .*$", re.M)
+        if line.search(text):
+            text = line.sub(f"  {name}: {value}", text, count=1)
+        else:
+            text = text.replace("defaults:\n", f"defaults:\n  {name}: {value}\n", 1)
     path = folder / "doc_review.yaml"
     path.write_text(text)
     return path
@@ -43,6 +47,19 @@ def task(i: int) -> dict[str, Any]:
     """A small review task whose (doc_id, chunk_id) identifies it."""
     text = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(8)) + "."
     return {"doc_id": f"doc-{i}", "chunk_id": i % 3, "text": text}
+
+
+def intake_docs(url: str, partitions: int = 16) -> set[str]:
+    """The doc_ids of every task entry still in the intake stream."""
+    r = connect(url)
+    try:
+        found: set[str] = set()
+        for p in range(partitions):
+            for _, fields in r.xrange(keys.stream_key(INTAKE, "doc_review", p, partitions)):
+                found.add(orjson.loads(fields[b"data"])["doc_id"])
+        return found
+    finally:
+        r.close()
 
 
 def summaries(url: str, partitions: int = 16) -> Counter[str]:
