@@ -73,7 +73,9 @@ def analyze_file(path: str, *, resolve: bool = False, limits: Limits | None = No
 
 
 def analyze_text(text: str | bytes, path: str = "<mesh>", *, resolve: bool = False) -> Analysis:
-    raw = text.encode("utf-8") if isinstance(text, str) else text
+    # surrogatepass: a lone surrogate (text read with surrogateescape) becomes bytes that
+    # are not UTF-8, reported as MESH001 like any other undecodable input.
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     with _gc_paused():
         return analyze_source(load_bytes(path, raw), resolve)
 

@@ -48,7 +48,7 @@ def parse(source: Source) -> Parsed:
         return Parsed(Mesh.model_validate(data))
     except ValidationError as error:
         failure = error
-    diags = [_diagnostic(source, e) for e in failure.errors()]
+    diags = [_diagnostic(source, e, i < SUGGEST_LIMIT) for i, e in enumerate(failure.errors())]
     dropped, retry = _drop_broken(data, failure)
     spared = _spared(data, failure, dropped)
     if retry is None:
@@ -99,45 +99,54 @@ def _mentions(entry: Any, keys: tuple[str, ...]) -> set[str]:
 def _drop_broken(
     data: dict[str, Any], err: ValidationError
 ) -> tuple[dict[str, set[str]], dict[str, Any] | None]:
-    """Remove what failed: entries of the keyed sections, or a head field (its default)."""
+    """Remove what failed: entries of the keyed sections, or a head field (its default).
+
+    An unknown key inside an entry only drops that key, so the entry still takes part
+    in the graph checks.
+    """
     dropped: dict[str, set[str]] = {}
+    extra: dict[tuple[str, str], set[str]] = {}
     retry = dict(data)
     for e in err.errors():
         loc = e["loc"]
         if not loc:
             return dropped, None
         head = str(loc[0])
-        if _drop_extra_key(retry, loc, e["type"]):
-            continue
-        if len(loc) >= 2 and head in _SECTIONS and isinstance(data.get(head), dict):
+        if _is_extra_key(data, loc, e["type"]):
+            extra.setdefault((head, str(loc[1])), set()).add(str(loc[2]))
+        elif len(loc) >= 2 and head in _SECTIONS and isinstance(data.get(head), dict):
             dropped.setdefault(head, set()).add(str(loc[1]))
         elif head == "mesh":
             retry["mesh"] = "invalid_mesh"
         else:
             retry.pop(head, None)
+    for (section, name), unknown in extra.items():
+        entry = data[section][name]
+        retry[section] = dict(retry[section])
+        retry[section][name] = {k: v for k, v in entry.items() if k not in unknown}
     for section, names in dropped.items():
         retry[section] = {k: v for k, v in retry[section].items() if k not in names}
     return dropped, retry
 
 
-def _drop_extra_key(retry: dict[str, Any], loc: tuple[Any, ...], kind: str) -> bool:
-    """An unknown key inside an entry: drop the key and keep the entry for the graph checks."""
+def _is_extra_key(data: dict[str, Any], loc: tuple[Any, ...], kind: str) -> bool:
     if kind != "extra_forbidden" or len(loc) != 3 or loc[0] not in _SECTIONS:
         return False
-    section = retry.get(loc[0])
-    if not isinstance(section, dict) or not isinstance(section.get(loc[1]), dict):
-        return False
-    section = retry[loc[0]] = dict(section)
-    section[loc[1]] = {k: v for k, v in section[loc[1]].items() if k != loc[2]}
-    return True
+    section = data.get(loc[0])
+    return isinstance(section, dict) and isinstance(section.get(loc[1]), dict)
 
 
-def _diagnostic(source: Source, error: Any) -> Diagnostic:
+# "Did you mean" costs a fuzzy match per unknown key; past this many errors a file is
+# not a typo, so the rest get the list of allowed keys instead.
+SUGGEST_LIMIT = 200
+
+
+def _diagnostic(source: Source, error: Any, suggest: bool = True) -> Diagnostic:
     loc: Path = tuple(error["loc"])
     kind = error["type"]
     where = _where(loc)
     if kind == "extra_forbidden":
-        return _unknown_key(source, loc, where)
+        return _unknown_key(source, loc, where, suggest)
     if kind == "missing":
         parent = loc[:-1]
         span = source.key_span(parent) if parent else source.span(())
@@ -158,10 +167,10 @@ def _diagnostic(source: Source, error: Any) -> Diagnostic:
     )
 
 
-def _unknown_key(source: Source, loc: Path, where: str) -> Diagnostic:
+def _unknown_key(source: Source, loc: Path, where: str, suggest: bool = True) -> Diagnostic:
     allowed = _allowed_keys(loc[:-1])
     key = str(loc[-1])
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) if suggest else []
     if close:
         fix = f"did you mean `{close[0]}`?"
     elif allowed:

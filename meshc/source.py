@@ -515,12 +515,26 @@ def _read_pass(source: Source, limits: Limits, positions: bool) -> None:
         else:
             help_text = _yaml_help(message)
             source.diagnostics.append(codes.BAD_YAML.at(span, message, help_text=help_text))
-    except yaml.YAMLError as err:  # reader errors without marks
+    except yaml.reader.ReaderError as err:  # a character YAML refuses: no mark, an offset
+        line, column = _line_column(source.text, err.position)
+        span = Span(source.path, line, column, line, column + 1)
+        found = source.text[err.position : err.position + 1]
+        message = f"{err.reason}: {found!r} (U+{ord(found or chr(0)):04X}) is not allowed in YAML"
+        help_text = "remove the character, or write it as an escape in a double-quoted string"
+        source.diagnostics.append(codes.BAD_YAML.at(span, message, help_text=help_text))
+    except yaml.YAMLError as err:  # other errors without marks
         span = Span(source.path, 1, 1, 1, 1)
         source.diagnostics.append(codes.BAD_YAML.at(span, str(err), help_text=_yaml_help("")))
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a character offset."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _yaml_help(message: str) -> str:

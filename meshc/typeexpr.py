@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 BUILTINS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "any": "Any"}
+MAX_DEPTH = 32  # list[list[...]] deeper than this is refused, never recursed into
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\[|\]|,|\|))")
 
 
@@ -52,6 +53,8 @@ class TypeSyntaxError(ValueError):
 
 
 def parse_type(text: str) -> TypeExpr:
+    if text.count("[") > MAX_DEPTH:
+        raise TypeSyntaxError(f"type expression nested deeper than {MAX_DEPTH} levels")
     tokens = _tokens(text)
     expr, rest = _union(tokens)
     if rest:

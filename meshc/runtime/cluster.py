@@ -353,6 +353,11 @@ class ClusterReader(Reader):
             out += await self._read_now(r, free)
         if out:
             return out
+        if free and self._blocking is None:
+            # connected before the reads start: redis-py's first connection, made by
+            # several reads at once, closes connections under some of them
+            self._blocking = async_client(self._url)
+            await self._blocking.initialize()
         for p in free:
             self._waiting[p] = asyncio.create_task(self._read_one(p, block_ms))
         if self._waiting:
@@ -382,8 +387,7 @@ class ClusterReader(Reader):
         return [d for reply in replies for d in self._deliveries(reply)]
 
     async def _read_one(self, partition: int, block_ms: int) -> list[Delivery]:
-        if self._blocking is None:
-            self._blocking = async_client(self._url)
+        assert self._blocking is not None
         streams = self._by_partition[partition]
         try:
             reply = await self._blocking.xreadgroup(
@@ -451,6 +455,8 @@ class ReplicaWait:
         self, script: Script, client: Any, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
     ) -> list[Any]:
         """Run script calls (as :meth:`Script.many`) and WAIT on every node written to."""
+        if is_cluster(client):
+            await client.initialize()  # the slot map routes the WAITs (no-op once known)
         pipe = client.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(script.sha, len(keys), *keys, *args)

@@ -27,9 +27,13 @@ INTAKE = "doc.review.tasks"
 WORDS = "the quick report was writen very quickly and it is realy good".split()
 
 
-def review_mesh(folder: Path, partitions: int = 16, **policy: Any) -> Path:
+def review_mesh(
+    folder: Path, partitions: int = 16, join_timeout: str | None = None, **policy: Any
+) -> Path:
     """``meshes/doc_review.yaml`` with ``partitions`` and ``partition_key: doc_id``."""
     text = (REPO / "meshes" / "doc_review.yaml").read_text()
+    if join_timeout is not None:
+        text = text.replace("      timeout: 30s", f"      timeout: {join_timeout}", 1)
     head = f"version: 1\npartitions: {partitions}\npartition_key: doc_id\n"
     text = text.replace("version: 1\n", head, 1)
     for name, value in policy.items():  # a mesh-wide default, replaced or added

