@@ -171,7 +171,7 @@ class Worker:
         """Serve until stopped. Transient server errors are retried, not raised."""
         self.client = self._client_factory(self.redis_url)
         try:
-            await self.reader.create_groups(self.redis)
+            await self._create_groups()
             self.log.info("consumer %s serving partitions %s", self.consumer, self.partitions)
             backoff = 0.05
             while not self._stop.is_set():
@@ -195,6 +195,18 @@ class Worker:
             if self.bound is not None:
                 await self.bound.aclose()
             await self.client.aclose()
+
+    async def _create_groups(self) -> None:
+        """Create the groups, waiting out a server that is not up yet (or restarting)."""
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                await self.reader.create_groups(self.redis)
+                return
+            except TRANSIENT as exc:
+                self.log.warning("server unavailable (%s); retrying in %.2f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
 
     async def _tick(self) -> None:
         if time.monotonic() >= self.reader.reclaim_at:
