@@ -98,7 +98,10 @@ class Stream(_Strict):
 
 
 class Policy(_Strict):
-    """Delivery policy; `defaults` holds one for every agent, agents override it."""
+    """Delivery policy; `defaults` holds one for every agent, agents override it.
+
+    Agents and lane-family agent templates carry the same fields (they subclass it).
+    """
 
     replicas: PositiveInt | None = None
     concurrency: PositiveInt | None = None
@@ -143,7 +146,7 @@ class ModelSettings(_Strict):
     structured_output: bool = True
 
 
-class Agent(_Strict):
+class Agent(Policy):
     role: Role
     description: str = ""
     reads: list[str] = Field(default_factory=list)
@@ -153,16 +156,9 @@ class Agent(_Strict):
     join: Join | None = None
     model: ModelSettings | None = None
     prompt: str | None = None
-    replicas: PositiveInt | None = None
-    concurrency: PositiveInt | None = None
-    batch: PositiveInt | None = None
-    timeout: Duration | None = None
-    max_deliveries: PositiveInt | None = None
-    visibility_timeout: Duration | None = None
-    max_payload_bytes: PositiveInt | None = None
 
 
-class LaneAgent(_Strict):
+class LaneAgent(Policy):
     """The specialist template of a lane family; `{lane}` is replaced per lane."""
 
     name: str = Field("{lane}", description="agent name template, e.g. `{lane}` or `slot_{lane}`")
@@ -172,13 +168,6 @@ class LaneAgent(_Strict):
     deterministic: bool = True
     model: ModelSettings | None = None
     prompt: str | None = None
-    replicas: PositiveInt | None = None
-    concurrency: PositiveInt | None = None
-    batch: PositiveInt | None = None
-    timeout: Duration | None = None
-    max_deliveries: PositiveInt | None = None
-    visibility_timeout: Duration | None = None
-    max_payload_bytes: PositiveInt | None = None
 
 
 class LaneStream(_Strict):
