@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import sys
 import time
@@ -54,11 +55,12 @@ LANES = ("grammar", "clarity", "tone", "structure")
 TASKS = "cb.tasks"
 SUMMARY = "cb.summary"
 SIZES: dict[Mode, dict[str, int]] = {
-    "smoke": {"tasks": 200, "reps": 1},
-    "quick": {"tasks": 3_000, "reps": 1},
-    "full": {"tasks": 10_000, "reps": 3},
+    "smoke": {"tasks": 200, "reps": 1, "commits": 20},
+    "quick": {"tasks": 3_000, "reps": 1, "commits": 200},
+    "full": {"tasks": 10_000, "reps": 3, "commits": 500},
 }
 SETUPS = ("1 node", "3 primaries", "3 + 3 replicas", "3 + 3, WAIT 1")
+SERVERS = ("1 node", "3 primaries", "3 + 3")  # WAIT runs on the 3 + 3 cluster, paired
 
 
 class ReviewTask(BaseModel):
@@ -117,10 +119,12 @@ def review_mesh() -> Any:
 
 
 _RUN = uuid.uuid4().hex[:6]
+_RUNS = itertools.count()
 
 
-def task(rep: int, i: int) -> dict[str, Any]:
-    return {"doc_id": f"d-{_RUN}-{rep}-{i}", "chunk_id": 0, "text": "A sentence to review."}
+def task(run: int, i: int) -> dict[str, Any]:
+    """Task ``i`` of a run; join keys never repeat (a repeated one would count as late)."""
+    return {"doc_id": f"d-{_RUN}-{run}-{i}", "chunk_id": 0, "text": "A sentence to review."}
 
 
 # -- one configuration ----------------------------------------------------------------
@@ -144,7 +148,7 @@ def servers(setup: str) -> Iterator[tuple[str, list[int]]]:
         return
     from meshc.testing.cluster import LocalCluster
 
-    with LocalCluster(3, 0 if setup == "3 primaries" else 1) as c:
+    with LocalCluster(3, 0 if setup == "3 primaries" else 1) as c:  # or "3 + 3"
         yield c.url, [n.proc.pid for n in c.nodes if n.proc is not None]
 
 
@@ -158,15 +162,17 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def throughput(url: str, server_pids: list[int], n: int, rep: int, wait: int) -> Measure:
+def throughput(url: str, server_pids: list[int], n: int, wait: int) -> Measure:
     """Tasks/s through the mesh: ``n`` preloaded, timed from GO to the n-th summary."""
     from meshc.runtime.client import MeshClient
 
     mesh = review_mesh()
     agents = sorted(name for name, spec in mesh.agents.items() if spec.reads)
     args = [("bench.cluster", ["worker", a, "--url", url, "--wait", str(wait)]) for a in agents]
+    run = next(_RUNS)
     with MeshClient(mesh, url) as client, children(args) as workers:
-        client.submit_many(task(rep, i) for i in range(n))
+        client.redis.flushall()
+        client.submit_many(task(run, i) for i in range(n))
         pids = [w.pid for w in workers]
         cpu = (cpu_seconds(server_pids), cpu_seconds(pids))
         start = time.perf_counter()
@@ -199,17 +205,52 @@ def run(mode: Mode = "full") -> Report:
     started = time.perf_counter()
     rates: dict[str, list[Measure]] = {s: [] for s in SETUPS}
     for rep in range(size["reps"]):
-        order = SETUPS if rep % 2 == 0 else tuple(reversed(SETUPS))
-        for setup in order:
+        forward = rep % 2 == 0
+        for setup in SERVERS if forward else tuple(reversed(SERVERS)):
             with servers(setup) as (url, pids):
-                wait = 1 if "WAIT" in setup else 0
-                rates[setup].append(throughput(url, pids, size["tasks"], rep, wait))
-    report = _report(rates, size)
+                if setup != "3 + 3":
+                    rates[setup].append(throughput(url, pids, size["tasks"], 0))
+                    continue
+                for wait in (0, 1) if forward else (1, 0):  # the same servers, back to back
+                    name = "3 + 3, WAIT 1" if wait else "3 + 3 replicas"
+                    rates[name].append(throughput(url, pids, size["tasks"], wait))
+                latency = commit_latency(url, size["commits"])
+    report = _report(rates, size, latency)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _report(runs: dict[str, list[Measure]], size: dict[str, int]) -> Report:
+def commit_latency(url: str, n: int) -> dict[str, float]:
+    """Median ms of one commit-sized script call (one partition), alone and followed by
+    WAIT 1 on the same connection: what WAIT adds to each batch's round trip."""
+    import asyncio
+
+    from meshc.runtime import scripts
+    from meshc.runtime.replicas import ReplicaWait
+    from meshc.runtime.transport import make_client
+
+    async def measure() -> dict[str, float]:
+        r = make_client(url)
+        script = scripts.Script("redis.call('XADD', KEYS[1], '*', 'data', ARGV[1]) return 1")
+        calls = [((b"bench.latency{cb:0}",), (b"x" * 100,))]
+        wait = ReplicaWait(1, 1000)
+        out: dict[str, list[float]] = {"no WAIT": [], "WAIT 1": []}
+        for i in range(n * 2):
+            start = time.perf_counter()
+            if i % 2:
+                await wait.many(script, r, calls)
+            else:
+                await script.many(r, calls)
+            out["WAIT 1" if i % 2 else "no WAIT"].append((time.perf_counter() - start) * 1000)
+        await r.aclose()
+        return {k: median(v[5:]) for k, v in out.items()}
+
+    return asyncio.run(measure())
+
+
+def _report(
+    runs: dict[str, list[Measure]], size: dict[str, int], latency: dict[str, float]
+) -> Report:
     rates = {k: [m.rate for m in ms] for k, ms in runs.items()}
     base = median(rates["1 node"])
     table = Table(
@@ -223,14 +264,21 @@ def _report(runs: dict[str, list[Measure]], size: dict[str, int]) -> Report:
         server_ms = median([m.server_ms for m in runs[setup]])
         worker_ms = median([m.worker_ms for m in runs[setup]])
         table.rows.append([setup, procs[setup], rate, rate * 9, rate / base, server_ms, worker_ms])
-    wait_cost = 1 - median(rates["3 + 3, WAIT 1"]) / median(rates["3 + 3 replicas"])
+    pairs = zip(rates["3 + 3, WAIT 1"], rates["3 + 3 replicas"], strict=True)
+    wait_cost = 1 - median([waited / free for waited, free in pairs])
+    lat = Table(
+        "One commit script on a 3 + 3 cluster (median ms per call)",
+        ["call", "ms"],
+        [[name, ms] for name, ms in latency.items()],
+    )
     return Report(
         name="cluster",
-        tables=[table],
+        tables=[table, lat],
         notes=[
             "messages/s counts the nine messages each task makes the agents consume "
             "(1 task, 4 lane inputs, 4 lane results)",
-            f"WAIT 1 after every commit costs {wait_cost:.0%} of the throughput here",
+            f"WAIT 1 after every commit costs {wait_cost:.0%} of the throughput here "
+            "(median of runs paired on the same cluster)",
             f"{os.cpu_count()} cores shared by every server and worker process: see "
             "docs/cluster.md for what limits these figures and how they grow with nodes",
         ],

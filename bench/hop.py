@@ -7,14 +7,15 @@ in its own process with a fresh consumer group on that stream and its own output
 stream, and is timed from GO until its output holds N entries. Contestants:
 
 * ``raw``: redis-py (hiredis) reading 200 at a time with XREADGROUP and committing
-  each batch's XADDs and one XACK in one MULTI/EXEC: the baseline of the target.
+  each batch's XADDs (the ``data`` field only) and one XACK in one MULTI/EXEC: the
+  baseline of the target.
 * ``naive``: one message at a time, separate XADD and XACK.
 * ``script``: like ``raw`` but each batch committed by one Lua script (XACK each entry,
   XADD its output with header fields only if the XACK counted): the shape meshc uses,
   without meshc around it, so the gap between it and the Worker is meshc's own cost.
 * ``worker``: meshc's Worker with a plain (thread-pool) handler returning its
-  validated payload, batch 200: payload validation, output validation, headers and
-  the exactly-once commit script all on.
+  validated payload, batch 200: input validation, output serialisation, the header
+  fields and the exactly-once commit script all on.
 * ``worker-async``: the same with an ``async def`` handler (no thread hop).
 * ``faststream``: FastStream's Redis stream subscriber (consumer group, ack after
   the handler) feeding its publisher; entries in FastStream's own binary format.

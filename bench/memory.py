@@ -42,7 +42,7 @@ SIZES: dict[Mode, dict[str, int]] = {
     "full": {"load": 200_000, "entries": 1_000_000},
 }
 TARGET_RSS_MB = 80.0
-MB = 1024 * 1024
+MB = 1_000_000  # SI megabytes, the unit of the target
 FILL = """
 for _ = 1, tonumber(ARGV[1]) do
   redis.call('XADD', KEYS[1], '*', 'data', ARGV[2], 'trace', ARGV[3], 'parent', ARGV[4],
@@ -153,7 +153,7 @@ def _report(rss: dict[str, float], mem: dict[str, float], size: dict[str, int]) 
         Check("worker RSS idle", rss["idle"], "<=", TARGET_RSS_MB, "MB"),
         Check("worker RSS peak under load", rss["peak"], "<=", TARGET_RSS_MB, "MB"),
     ]
-    notes = ["used_memory from INFO memory; the server runs with persistence off"]
+    notes = ["MB = 10^6 bytes; used_memory from INFO memory; the server runs with persistence off"]
     params: dict[str, Any] = {**size, "rss_mb": rss}
     params["used_memory"] = {k: int(v) for k, v in mem.items()}
     return Report("memory", [worker, srv], checks, notes, params)

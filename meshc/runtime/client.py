@@ -19,7 +19,7 @@ from typing import Any, TypedDict, cast
 
 import orjson
 import redis
-from meshc.runtime import cluster, keys
+from meshc.runtime import cluster, keys, replicas
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import MeshSpec
 from pydantic import BaseModel, ValidationError
@@ -179,7 +179,7 @@ class MeshClient:
             raise ValueError("MeshClient needs a url or a client")
         self.mesh = mesh
         self.redis = client if client is not None else connect(url or "")
-        self.replica_wait = cluster.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
+        self.replica_wait = replicas.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
 
     def close(self) -> None:
         self.redis.close()

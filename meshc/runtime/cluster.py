@@ -15,9 +15,7 @@ single slot and is legal on a cluster. What a cluster still changes for a client
   ``TRYAGAIN`` or ``MOVED`` for a moment; to a worker these are transient, like a
   restart of a single server.
 - **Replication is asynchronous.** ``MESHC_WAIT_REPLICAS=N`` makes every commit (and
-  every ``submit``) wait until N replicas of the node it wrote to have it (``WAIT``,
-  sent on the same connection, which is what WAIT counts), bounded by
-  ``MESHC_WAIT_TIMEOUT_MS``.
+  every ``submit``) wait for N replicas (:mod:`meshc.runtime.replicas`).
 - **One partition is refused.** With ``partitions: 1`` the keys are the plain stream
   names, spread over slots, and a commit (input and output streams) would cross
   slots; meshc says so at start-up instead of failing on the first message.
@@ -32,18 +30,16 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
 import redis.asyncio.cluster as acluster
 import redis.cluster as scluster
 from meshc.runtime.connect import ConnectError, redact
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.reader import Reader
-from meshc.runtime.scripts import Arg, Script
 from meshc.runtime.spec import MeshSpec, Policy
 from meshc.runtime.wire import Delivery
 from redis._parsers.commands import AsyncCommandsParser, CommandsParser
@@ -51,7 +47,6 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     MasterDownError,
-    NoScriptError,
     ReadOnlyError,
     RedisClusterException,
     SlotNotCoveredError,
@@ -60,9 +55,6 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
-WAIT_ENV = "MESHC_WAIT_REPLICAS"
-WAIT_TIMEOUT_ENV = "MESHC_WAIT_TIMEOUT_MS"
-WAIT_TIMEOUT_MS = 1000
 POLL_S = 0.02  # callers' reads across slots poll at this pace when there is nothing new
 
 # What a failover looks like to a client: transient, retried like a lost connection.
@@ -425,103 +417,6 @@ class ClusterReader(Reader):
         return out
 
 
-# -- waiting for replicas -----------------------------------------------------------------
-
-
-@dataclass
-class ReplicaWait:
-    """WAIT for ``replicas`` replicas after each write (0: never), on the connection that
-    wrote, since WAIT counts the writes of its own connection.
-
-    This narrows, not closes, the window that asynchronous replication leaves: a write
-    is visible on the primary before WAIT returns, and a WAIT that times out does not
-    undo it. ``short`` counts the WAITs that returned fewer acknowledgements.
-    """
-
-    replicas: int = 0
-    timeout_ms: int = WAIT_TIMEOUT_MS
-    short: int = 0
-    _warned_at: float = 0.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReplicaWait:
-        env = os.environ if environ is None else environ
-        return cls(_int_env(env, WAIT_ENV, 0), _int_env(env, WAIT_TIMEOUT_ENV, WAIT_TIMEOUT_MS))
-
-    def __bool__(self) -> bool:
-        return self.replicas > 0
-
-    async def many(
-        self, script: Script, client: Any, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
-    ) -> list[Any]:
-        """Run script calls (as :meth:`Script.many`) and WAIT on every node written to."""
-        if is_cluster(client):
-            await client.initialize()  # the slot map routes the WAITs (no-op once known)
-        pipe = client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        self.queue(pipe, client, [keys[0] for keys, _ in calls if keys])
-        replies = await pipe.execute(raise_on_error=False)
-        results, acks = list(replies[: len(calls)]), replies[len(calls) :]
-        for n, reply in enumerate(results):
-            if isinstance(reply, NoScriptError):
-                results[n] = await self._eval(script, client, calls[n])
-            elif isinstance(reply, Exception):
-                raise reply
-        self.check(acks)
-        return results
-
-    async def _eval(
-        self, script: Script, client: Any, call: tuple[Sequence[Arg], Sequence[Arg]]
-    ) -> Any:
-        keys, args = call
-        pipe = client.pipeline(transaction=False)
-        pipe.eval(script.source, len(keys), *keys, *args)
-        self.queue(pipe, client, keys[:1])
-        reply, *acks = await pipe.execute()
-        self.check(acks)
-        return reply
-
-    def queue(self, pipe: Any, client: Any, first_keys: Iterable[Any]) -> int:
-        """Add the WAITs to ``pipe``: one per node written to (one on a single server)."""
-        if not is_cluster(client):
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-            return 1
-        nodes = {client.get_node_from_key(k).name: client.get_node_from_key(k) for k in first_keys}
-        for name in sorted(nodes):
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms, target_nodes=nodes[name])
-        return len(nodes)
-
-    def check(self, acks: Sequence[Any]) -> bool:
-        """True when every WAIT saw enough replicas; otherwise count it and warn (at most
-        every 10 s: a missing replica would otherwise flood the log)."""
-        low = [a for a in acks if isinstance(a, Exception) or int(a) < self.replicas]
-        if not low:
-            return True
-        self.short += 1
-        now = time.monotonic()
-        if now - self._warned_at > 10:
-            self._warned_at = now
-            log.warning(
-                "WAIT %d: only %s replicas acknowledged within %d ms; these writes may be "
-                "lost if their primary fails now (%d short WAITs so far)",
-                self.replicas,
-                ", ".join(str(a) for a in low),
-                self.timeout_ms,
-                self.short,
-            )
-        return False
-
-
-def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ClusterConfigError(f"{name}={raw!r}: expected a whole number >= 0")
-    return int(raw)
-
-
 def parse_partitions(text: str, total: int | None = None) -> list[int]:
     """``"0-3,8,10-11"`` → ``[0, 1, 2, 3, 8, 10, 11]``; checked against ``total``."""
     out: list[int] = []
@@ -533,9 +428,3 @@ def parse_partitions(text: str, total: int | None = None) -> list[int]:
     if total is not None and any(p >= total for p in out):
         raise ClusterConfigError(f"partitions {text!r}: the mesh has partitions 0-{total - 1}")
     return sorted(set(out))
-
-
-def cast_client(client: Any) -> redis.Redis:
-    """A cluster client typed as the single-server one its callers expect: it offers
-    every command they use with the same signatures, so their code keeps one path."""
-    return cast(redis.Redis, client)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshc.runtime import cluster, health, keys, scripts
+from meshc.runtime import cluster, health, keys, replicas, scripts
 from meshc.runtime.builtins import BUILTINS, Bound, WorkerBuiltin, fanout, merge
 from meshc.runtime.context import Call, Context
 from meshc.runtime.errors import ConfigError, PermanentError
@@ -145,7 +145,7 @@ class Worker:
             if on_cluster
             else Reader(agent, self.consumer, self.inputs, self.policy, self.log)
         )
-        self.replica_wait = cluster.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
+        self.replica_wait = replicas.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
         self.heartbeat = health.Heartbeat.from_env()  # MESHC_HEALTH_FILE, for probes
         self.client: Redis | None = None
 

@@ -19,12 +19,13 @@ from typing import Any
 import orjson
 import redis
 from meshc.runtime import keys
+from meshc.runtime.client import read_range
 from meshc.runtime.connect import connect
 
 REPO = Path(__file__).resolve().parents[2]
 SUMMARY = "doc.review.summary"
 INTAKE = "doc.review.tasks"
-WORDS = "the quick report was writen very quickly and it is realy good".split()
+WORDS = "the quick report was writen very quickly and it is realy good".split()  # noqa: SIM905
 
 
 def review_mesh(
@@ -59,7 +60,7 @@ def intake_docs(url: str, partitions: int = 16) -> set[str]:
     try:
         found: set[str] = set()
         for p in range(partitions):
-            for _, fields in r.xrange(keys.stream_key(INTAKE, "doc_review", p, partitions)):
+            for _, fields in read_range(r, keys.stream_key(INTAKE, "doc_review", p, partitions)):
                 found.add(orjson.loads(fields[b"data"])["doc_id"])
         return found
     finally:
@@ -73,7 +74,7 @@ def summaries(url: str, partitions: int = 16) -> Counter[str]:
         found: Counter[str] = Counter()
         for p in range(partitions):
             key = keys.stream_key(SUMMARY, "doc_review", p, partitions)
-            for _, fields in r.xrange(key):
+            for _, fields in read_range(r, key):
                 found[orjson.loads(fields[b"data"])["doc_id"]] += 1
         return found
     finally:
@@ -131,7 +132,9 @@ def meshc_run(
         run.stop()
 
 
-def meshc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def meshc(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """One CLI command, as a user types it."""
     return subprocess.run(
         [sys.executable, "-m", "meshc", *args],

@@ -118,9 +118,7 @@ def _scenario(
                 load.stop.set()
                 thread.join(60)
             after = {d for d, at in load.acked.items() if at > killed + failover + 0.5}
-            wait_for(
-                lambda: set(summaries(c.url)) >= after, timeout=90, what="post-failover tasks"
-            )
+            wait_for(lambda: set(summaries(c.url)) >= after, timeout=90, what="post-failover tasks")
             # Work rolled back by the failover is redone: entries left pending are
             # reclaimed after the visibility timeout, joins whose result was rolled
             # back are emitted at their deadline. What is missing after that was lost

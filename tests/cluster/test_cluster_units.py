@@ -11,7 +11,6 @@ from meshc.runtime import cluster, health, scripts
 from meshc.runtime.cluster import (
     ClusterConfigError,
     PartitionsError,
-    ReplicaWait,
     as_cluster_url,
     cli_url,
     parse_cluster_url,
@@ -19,6 +18,7 @@ from meshc.runtime.cluster import (
     stream_read_keys,
 )
 from meshc.runtime.connect import ConnectError, ServerUnreachable, connect, redact
+from meshc.runtime.replicas import ReplicaWait
 from meshc.runtime.spec import AgentSpec, MeshSpec, StreamSpec
 from meshc.runtime.transport import make_client
 from meshc.runtime.worker import run_agent
@@ -119,7 +119,7 @@ def test_wait_on_a_single_server_without_replicas_is_reported() -> None:
             script = scripts.Script("redis.call('INCR', KEYS[1]) return 1")
             wait = ReplicaWait(1, 50)
             replies = await wait.many(script, r, [((b"k",), ())])
-            value = int(await r.get("k"))
+            value = int(await r.get("k") or 0)
             await r.aclose()
             return replies, value, wait.short
 

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 from cluster_kit import REPO, review_mesh
@@ -149,8 +149,10 @@ def test_scaled_objects_scale_each_agent_on_its_group_lag(compiled: Path) -> Non
         target = doc["spec"]["scaleTargetRef"]["name"]
         assert target == doc["metadata"]["name"] and target in deployments
         agent = target.removeprefix("doc-review-")
-        reads = [f"doc.suggestions.{lane}" for lane in LANES] if agent == "aggregator" else (
-            ["doc.review.tasks"] if agent == "coordinator" else [f"doc.review.{agent}"]
+        reads = (
+            [f"doc.suggestions.{lane}" for lane in LANES]
+            if agent == "aggregator"
+            else (["doc.review.tasks"] if agent == "coordinator" else [f"doc.review.{agent}"])
         )
         want = {keys.stream_key(s, "doc_review", p, 16) for s in reads for p in range(16)}
         triggers = doc["spec"]["triggers"]
