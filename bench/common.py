@@ -92,6 +92,10 @@ def server() -> Iterator[Server]:
         "--dir", str(folder),
         "--save", "",
         "--appendonly", "no",
+        # Free what a benchmark deletes at once, not in a background thread that would
+        # compete with the next contestant (and skew INFO memory right after a flush).
+        "--lazyfree-lazy-user-del", "no",
+        "--lazyfree-lazy-user-flush", "no",
     ]  # fmt: skip
     log = os.environ.get("BENCH_SERVER_LOG", os.devnull)  # set it to see the server's log
     with open(log, "ab") as out:
@@ -151,7 +155,8 @@ class Child:
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait for the READY line (other output, such as a banner, is skipped)."""
         deadline = time.monotonic() + timeout
-        while _readline(self.proc, deadline - time.monotonic()).strip() != READY:
+        label = " ".join(self.argv[2:])
+        while _readline(self.proc, deadline - time.monotonic(), label).strip() != READY:
             pass
 
     def cpu_seconds(self) -> float:
@@ -195,7 +200,7 @@ class Child:
         return self.proc.returncode
 
 
-def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
+def _readline(proc: subprocess.Popen[str], timeout: float, label: str) -> str:
     import selectors
 
     assert proc.stdout is not None
@@ -203,10 +208,10 @@ def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
         sel.register(proc.stdout, selectors.EVENT_READ)
         if timeout <= 0 or not sel.select(timeout):
             proc.kill()
-            raise RuntimeError(f"{' '.join(map(str, proc.args))}: no answer in {timeout} s")
+            raise RuntimeError(f"{label}: no READY in time")
     line = proc.stdout.readline()
     if not line:
-        raise RuntimeError(f"{' '.join(map(str, proc.args))} exited with {proc.wait()}")
+        raise RuntimeError(f"{label} exited with {proc.wait()}")
     return line
 
 
@@ -263,7 +268,7 @@ def wait_length(
     """Seconds until ``key`` holds ``n`` entries (polled with XLEN), None on timeout."""
     start = time.perf_counter()
     deadline = start + timeout
-    while int(r.xlen(key)) < n:  # type: ignore[arg-type]
+    while int(r.xlen(key)) < n:
         now = time.perf_counter()
         if now > deadline:
             return None

@@ -219,6 +219,9 @@ def mesh_workers(
         yield started
 
 
+_NEXT = itertools.count(10_000_000)  # task numbers: a join key is never reused
+
+
 def throughput(
     url: str, mode: str, n: int, replicas: int = 1, concurrency: int = 1, meshc: str | None = None
 ) -> float:
@@ -230,7 +233,7 @@ def throughput(
     with MeshClient(mesh, url) as client:
         client.redis.flushdb()
         with mesh_workers(url, mode, replicas, concurrency, meshc=meshc) as workers:
-            client.submit_many(task(i) for i in range(n))
+            client.submit_many(task(next(_NEXT)) for _ in range(n))
             for w in workers:
                 w.go()
             seconds = wait_length(client.redis, SUMMARY, n, timeout=max(60.0, n / 20))
@@ -238,9 +241,6 @@ def throughput(
     if seconds is None:
         raise RuntimeError(f"{mode} x{replicas}: {n} summaries did not appear in time")
     return n / seconds
-
-
-_NEXT = itertools.count(10_000_000)
 
 
 def latencies(client: Any, count: int, warmup: int = 2) -> list[float]:
@@ -272,12 +272,12 @@ def celery_app(url: str) -> Any:
         broker_connection_retry_on_startup=True,
     )
 
-    @app.task(name="bench.lane")
+    @app.task(name="bench.lane")  # type: ignore[untyped-decorator]
     def lane(payload: dict[str, Any], lens: str) -> dict[str, Any]:
         time.sleep(SLEEP)
         return {**payload, "lens": lens}
 
-    @app.task(name="bench.merge")
+    @app.task(name="bench.merge")  # type: ignore[untyped-decorator]
     def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         return {"parts": {p["lens"]: p for p in parts}, "missing": []}
 
@@ -314,7 +314,7 @@ def _celery_worker(url: str) -> None:
     warnings.simplefilter("ignore", SecurityWarning)  # root in a container
     app = celery_app(url)
 
-    @worker_ready.connect
+    @worker_ready.connect  # type: ignore[untyped-decorator]
     def ready(**_: Any) -> None:
         print("READY", flush=True)
 

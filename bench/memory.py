@@ -87,7 +87,7 @@ def _worker_rss(url: str, r: redis.Redis, n: int) -> dict[str, float]:
             pipe.execute()
             peak = max(peak, child.rss())
         deadline = time.monotonic() + max(60.0, n / 1000)
-        while int(r.xlen(out)) < n:  # type: ignore[arg-type]
+        while int(r.xlen(out)) < n:
             if time.monotonic() > deadline:
                 raise RuntimeError("the worker did not drain its input in time")
             peak = max(peak, child.rss())
@@ -112,7 +112,7 @@ def _server_memory(r: redis.Redis, m: int) -> dict[str, float]:
     r.xgroup_create(key, "g", id="0")
     read_total = 0
     while read_total < m:
-        got = int(read(keys=[key], args=["g", 10_000]))  # type: ignore[arg-type]
+        got = int(read(keys=[key], args=["g", 10_000]))
         if got == 0:
             break
         read_total += got
