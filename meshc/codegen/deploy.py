@@ -29,7 +29,7 @@ from typing import Any
 import jinja2
 from meshc import __version__
 from meshc.codegen.context import content_hash
-from meshc.codegen.writer import safe_path_text
+from meshc.codegen.writer import safe_path_text, template_environment
 from meshc.expand import CoreAgent, CoreMesh
 from meshc.runtime import keys
 
@@ -211,16 +211,7 @@ def _k8s_env(app: str, agent: CoreAgent) -> list[EnvVar]:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["q"] = q
-    return env
+    return template_environment(TEMPLATES, {"q": q})
 
 
 def render_deploy(

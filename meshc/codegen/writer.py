@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from meshc.codegen.context import MeshCtx, build_context, py
@@ -28,17 +29,25 @@ class CodegenError(Exception):
     """Raised when the generated code cannot be produced (e.g. the formatter is missing)."""
 
 
-def _environment() -> jinja2.Environment:
+def template_environment(
+    folder: Path = TEMPLATES, filters: dict[str, Any] | None = None
+) -> jinja2.Environment:
+    """The one way templates are loaded: strict (an unknown name fails), no escaping,
+    whitespace kept as written; ``filters`` adds the literal-making filters."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(folder)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters["pyrepr"] = py
+    env.filters.update(filters or {})
     return env
+
+
+def _environment() -> jinja2.Environment:
+    return template_environment(TEMPLATES, {"pyrepr": py})
 
 
 def _ruff() -> str:
