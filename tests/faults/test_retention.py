@@ -82,6 +82,20 @@ def _check_snapshot(r: redis.Redis, written: list[str]) -> int:
     return held
 
 
+def _wait_for_groups(r: redis.Redis, names: set[str]) -> None:
+    """The snapshot reads each group's pending list: wait until the workers made them."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            have = {g["name"].decode() for g in r.xinfo_groups("ret.in")}
+        except redis.ResponseError:
+            have = set()
+        if names <= have:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the workers did not create the groups {sorted(names)}")
+
+
 def test_trimming_in_a_loop_never_removes_pending_or_undelivered_work(
     server_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -97,6 +111,7 @@ def test_trimming_in_a_loop_never_removes_pending_or_undelivered_work(
     for t in threads:
         t.start()
     r = redis.Redis.from_url(server_url)
+    _wait_for_groups(r, {"fast", "slow"})
     written: list[str] = []
     lock = threading.Lock()
 
