@@ -30,12 +30,6 @@ class TypeExpr:
             out |= a.refs()
         return out
 
-    def required_refs(self) -> set[str]:
-        """Types that a value must contain (not behind a list, dict or None)."""
-        if self.kind == "ref":
-            return {self.name}
-        return set() if self.kind != "optional" else set()
-
     def python(self) -> str:
         if self.kind == "builtin":
             return BUILTINS[self.name]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
@@ -119,7 +119,6 @@ class MeshCtx:
     readme_rows: list[tuple[str, str, str, str]]
     spec_head: str
     spec_imports: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def content_hash(raw: bytes) -> str:
