@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from bench.common import (
+    REVIEW_LANES,
+    LensResult,
     Mode,
     Report,
+    ReviewTask,
     Table,
     add_mode_args,
     child_wait_go,
@@ -47,11 +48,12 @@ from bench.common import (
     machine,
     median,
     mode_of,
+    review_shape,
     server,
 )
 
 PARTITIONS = 16
-LANES = ("grammar", "clarity", "tone", "structure")
+LANES = REVIEW_LANES
 TASKS = "cb.tasks"
 SUMMARY = "cb.summary"
 SIZES: dict[Mode, dict[str, int]] = {
@@ -63,59 +65,13 @@ SETUPS = ("1 node", "3 primaries", "3 + 3 replicas", "3 + 3, WAIT 1")
 SERVERS = ("1 node", "3 primaries", "3 + 3")  # WAIT runs on the 3 + 3 cluster, paired
 
 
-class ReviewTask(BaseModel):
-    doc_id: str
-    chunk_id: int
-    text: str
-
-
-class LensResult(BaseModel):
-    doc_id: str
-    chunk_id: int
-    lens: str
-    score: int
-
-
-class Summary(BaseModel):
-    doc_id: str
-    chunk_id: int
-    parts: dict[str, Any]
-    missing: list[str]
-
-
 def lane(task: ReviewTask, ctx: Any) -> LensResult:
     return LensResult(doc_id=task.doc_id, chunk_id=task.chunk_id, lens=ctx.agent, score=1)
 
 
 def review_mesh() -> Any:
-    """The review mesh's shape, 16 partitions by ``doc_id``, from runtime records."""
-    from meshc.runtime.spec import AgentSpec, JoinSpec, MeshSpec, StreamSpec
-
-    streams: dict[str, Any] = {
-        TASKS: StreamSpec(TASKS, ReviewTask),
-        SUMMARY: StreamSpec(SUMMARY, Summary, terminal=True),
-    }
-    agents = {
-        "ingestion": AgentSpec("ingestion", "producer", (), (TASKS,), ""),
-        "coordinator": AgentSpec(
-            "coordinator", "coordinator", (TASKS,), tuple(f"cb.lane.{x}" for x in LANES), "fanout"
-        ),
-        "aggregator": AgentSpec(
-            "aggregator",
-            "aggregator",
-            tuple(f"cb.out.{x}" for x in LANES),
-            (SUMMARY,),
-            "merge",
-            join=JoinSpec(("doc_id", "chunk_id"), 30.0, {f"cb.out.{x}": x for x in LANES}),
-        ),
-    }
-    for name in LANES:
-        streams[f"cb.lane.{name}"] = StreamSpec(f"cb.lane.{name}", ReviewTask)
-        streams[f"cb.out.{name}"] = StreamSpec(f"cb.out.{name}", LensResult)
-        agents[name] = AgentSpec(
-            name, "specialist", (f"cb.lane.{name}",), (f"cb.out.{name}",), "bench.cluster:lane"
-        )
-    return MeshSpec("cb", 1, streams, agents, partitions=PARTITIONS, partition_key="doc_id")
+    """The review mesh's shape, 16 partitions by ``doc_id``."""
+    return review_shape("cb", "bench.cluster:lane", partitions=PARTITIONS, partition_key="doc_id")
 
 
 _RUN = uuid.uuid4().hex[:6]

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import redis
+from pydantic import BaseModel
 
 Mode = Literal["smoke", "quick", "full"]
 MODES: tuple[Mode, ...] = ("smoke", "quick", "full")
@@ -471,3 +472,67 @@ def add_mode_args(parser: Any) -> None:
     parser.add_argument("--quick", action="store_true", help="a short version (about a minute)")
     parser.add_argument("--smoke", action="store_true", help="the tiniest version, for tests")
     parser.add_argument("--json", metavar="PATH", help="also write the JSON report ('-': stdout)")
+
+
+# -- the review mesh's shape, built from runtime records ---------------------------------
+
+REVIEW_LANES = ("grammar", "clarity", "tone", "structure")
+
+
+class ReviewTask(BaseModel):
+    doc_id: str
+    chunk_id: int
+    text: str
+
+
+class LensResult(BaseModel):
+    doc_id: str
+    chunk_id: int
+    lens: str
+    score: int
+
+
+class Summary(BaseModel):
+    doc_id: str
+    chunk_id: int
+    parts: dict[str, Any]
+    missing: list[str]
+
+
+def review_shape(
+    name: str,
+    lane_handler: str,
+    *,
+    lane_policy: Any = None,
+    partitions: int = 1,
+    partition_key: str | None = None,
+) -> Any:
+    """``<name>.tasks`` → coordinator (fanout) → 4 lanes → aggregator (merge) →
+    ``<name>.summary``: the shape of meshes/doc_review.yaml without a compile step."""
+    from meshc.runtime.spec import AgentSpec, JoinSpec, MeshSpec, Policy, StreamSpec
+
+    tasks, summary = f"{name}.tasks", f"{name}.summary"
+    ins = {lane: f"{name}.lane.{lane}" for lane in REVIEW_LANES}
+    outs = {lane: f"{name}.out.{lane}" for lane in REVIEW_LANES}
+    streams: dict[str, Any] = {
+        tasks: StreamSpec(tasks, ReviewTask),
+        summary: StreamSpec(summary, Summary, terminal=True),
+        **{s: StreamSpec(s, ReviewTask) for s in ins.values()},
+        **{s: StreamSpec(s, LensResult) for s in outs.values()},
+    }
+    join = JoinSpec(("doc_id", "chunk_id"), 30.0, {s: lane for lane, s in outs.items()})
+    agents = {
+        "ingestion": AgentSpec("ingestion", "producer", (), (tasks,), ""),
+        "coordinator": AgentSpec(
+            "coordinator", "coordinator", (tasks,), tuple(ins.values()), "fanout"
+        ),
+        "aggregator": AgentSpec(
+            "aggregator", "aggregator", tuple(outs.values()), (summary,), "merge", join=join
+        ),
+    }
+    for lane in REVIEW_LANES:
+        agents[lane] = AgentSpec(
+            lane, "specialist", (ins[lane],), (outs[lane],), lane_handler.format(lane=lane),
+            policy=lane_policy or Policy(),
+        )  # fmt: skip
+    return MeshSpec(name, 1, streams, agents, partitions=partitions, partition_key=partition_key)

@@ -29,13 +29,14 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 from bench.common import (
+    REVIEW_LANES,
     Check,
     Child,
+    LensResult,
     Mode,
     Report,
+    ReviewTask,
     Table,
     add_baseline_arg,
     add_mode_args,
@@ -45,12 +46,13 @@ from bench.common import (
     median,
     mode_of,
     percentile,
+    review_shape,
     server,
     use_meshc_from,
     wait_length,
 )
 
-LANES = ("grammar", "clarity", "tone", "structure")
+LANES = REVIEW_LANES
 TASKS = "rv.tasks"
 SUMMARY = "rv.summary"
 SLEEP = 0.2
@@ -72,26 +74,6 @@ SIZES: dict[Mode, dict[str, int]] = {
 TARGET_SLOW = 1.05
 TARGET_P50_MS = 3.0
 TARGET_P99_MS = 10.0
-
-
-class ReviewTask(BaseModel):
-    doc_id: str
-    chunk_id: int
-    text: str
-
-
-class LensResult(BaseModel):
-    doc_id: str
-    chunk_id: int
-    lens: str
-    score: int
-
-
-class Summary(BaseModel):
-    doc_id: str
-    chunk_id: int
-    parts: dict[str, Any]
-    missing: list[str]
 
 
 # -- handlers (what the lanes do in each mode) ----------------------------------------
@@ -136,46 +118,13 @@ HANDLERS: dict[str, Callable[..., Any]] = {
 
 
 def review_mesh(mode: str, replicas: int = 1, concurrency: int = 1) -> Any:
-    """The review mesh's shape with lanes in ``mode``; built from runtime records."""
-    from meshc.runtime.spec import AgentSpec, JoinSpec, MeshSpec, Policy, StreamSpec
+    """The review mesh's shape with lanes in ``mode``."""
+    from meshc.runtime.spec import Policy
 
     # Slow handlers get small batches so replicas share the work evenly.
     batch = 10 if mode == "io" else 100
     lane_policy = Policy(replicas=replicas, concurrency=concurrency, batch=batch)
-    streams: dict[str, Any] = {
-        TASKS: StreamSpec(TASKS, ReviewTask),
-        SUMMARY: StreamSpec(SUMMARY, Summary, terminal=True),
-    }
-    agents = {
-        "ingestion": AgentSpec("ingestion", "producer", (), (TASKS,), ""),
-        "coordinator": AgentSpec(
-            "coordinator",
-            "coordinator",
-            (TASKS,),
-            tuple(f"rv.lane.{x}" for x in LANES),
-            "fanout",
-        ),
-        "aggregator": AgentSpec(
-            "aggregator",
-            "aggregator",
-            tuple(f"rv.out.{x}" for x in LANES),
-            (SUMMARY,),
-            "merge",
-            join=JoinSpec(("doc_id", "chunk_id"), 30.0, {f"rv.out.{x}": x for x in LANES}),
-        ),
-    }
-    for lane in LANES:
-        streams[f"rv.lane.{lane}"] = StreamSpec(f"rv.lane.{lane}", ReviewTask)
-        streams[f"rv.out.{lane}"] = StreamSpec(f"rv.out.{lane}", LensResult)
-        agents[lane] = AgentSpec(
-            lane,
-            "specialist",
-            (f"rv.lane.{lane}",),
-            (f"rv.out.{lane}",),
-            f"bench.fanout:lane_{mode}",
-            policy=lane_policy,
-        )
-    return MeshSpec("rv", 1, streams, agents)
+    return review_shape("rv", f"bench.fanout:lane_{mode}", lane_policy=lane_policy)
 
 
 _RUN = uuid.uuid4().hex[:8]

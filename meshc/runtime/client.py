@@ -22,6 +22,7 @@ import redis
 from meshc.runtime import cluster, keys, replicas
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import MeshSpec
+from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE
 from pydantic import BaseModel, ValidationError
 
 PIPELINE_CHUNK = 500
@@ -95,17 +96,17 @@ class Result:
 def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
     """Read the wire format; an entry with ``data`` alone is a root whose trace is its id."""
     eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    raw = fields.get(b"data")
+    raw = fields.get(DATA)
     try:
         data = orjson.loads(raw) if raw is not None else None
     except orjson.JSONDecodeError:
         data = None
     return Entry(
         id=eid,
-        trace=_text(fields, b"trace") or eid,
-        parent=_text(fields, b"parent"),
-        agent=_text(fields, b"agent"),
-        attempt=int(_text(fields, b"attempt") or 1),
+        trace=_text(fields, TRACE) or eid,
+        parent=_text(fields, PARENT),
+        agent=_text(fields, AGENT),
+        attempt=int(_text(fields, ATTEMPT) or 1),
         data=data,
     )
 

