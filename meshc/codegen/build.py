@@ -27,15 +27,17 @@ class Built:
     package: str
 
     def load_spec(self) -> MeshSpec:
-        if str(self.root) not in sys.path:
-            sys.path.insert(0, str(self.root))
+        # This build first on sys.path, and an earlier build of a mesh with the same name
+        # forgotten: the import must pick up *this* build (tests, notebooks, meshc test).
+        root = str(self.root)
+        if root in sys.path:
+            sys.path.remove(root)
+        sys.path.insert(0, root)
         loaded = sys.modules.get(self.package)
-        if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(
-            str(self.root)
-        ):
-            # Another build of a mesh with this name was imported before: forget it.
+        if loaded is not None and not str(getattr(loaded, "__file__", "")).startswith(root):
             for name in [m for m in sys.modules if m.split(".")[0] == self.package]:
                 del sys.modules[name]
+        importlib.invalidate_caches()
         module = importlib.import_module(f"{self.package}.topology")
         spec: MeshSpec = module.MESH
         return spec

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from meshc.api import Analysis, MeshError, analyze_file
-from meshc.codegen.build import Built, build_cached
+from meshc.codegen.build import build_cached
 from meshc.expand import CoreMesh
 from meshc.runtime.builtins import BUILTINS
 from meshc.runtime.errors import ConfigError
@@ -47,7 +47,7 @@ def load(path: str, folder: Path | None = None) -> LoadedMesh:
     analysis = analyze_file(path)
     if not analysis.ok or analysis.core is None:
         raise MeshError(analysis)
-    spec = load_spec(build_cached(path, folder))
+    spec = build_cached(path, folder).load_spec()
     mesh = LoadedMesh(path, analysis, analysis.core, spec)
     importable(Path.cwd())
     for name, agent in spec.agents.items():
@@ -59,25 +59,6 @@ def load(path: str, folder: Path | None = None) -> LoadedMesh:
         else:
             mesh.handlers[name] = found
     return mesh
-
-
-def load_spec(built: Built) -> MeshSpec:
-    """``Built.load_spec`` that always imports *this* build.
-
-    Two builds of one mesh name (an edited file, or two files with one name) are both
-    a top-level package of that name; forgetting the one imported before, and putting
-    this build first on ``sys.path``, makes the import pick this one.
-    """
-    package = built.package
-    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
-        del sys.modules[name]
-    root = str(built.root)
-    if root in sys.path:
-        sys.path.remove(root)
-    sys.path.insert(0, root)
-    importlib.invalidate_caches()
-    spec: MeshSpec = importlib.import_module(f"{package}.topology").MESH
-    return spec
 
 
 def importable(folder: Path) -> None:
