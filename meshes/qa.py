@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, TypedDict
 
+from meshc.runtime.context import Joined
+
 from meshes._qa_samples import SAMPLE_QUESTIONS
 from meshes._text import sentence_spans, wordset
 
@@ -81,19 +83,6 @@ class SplitContext(Protocol):
 
     @property
     def spec(self) -> _Spec: ...
-
-
-class Joined(Protocol):
-    """The slot results of one question, as the runtime's join hands them over."""
-
-    @property
-    def key(self) -> Mapping[str, Any]: ...
-
-    @property
-    def parts(self) -> Mapping[str, Any]: ...
-
-    @property
-    def missing(self) -> Sequence[str]: ...
 
 
 class SlotTaskDict(TypedDict):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+
+from meshc.runtime.context import Joined
 
 _serial = itertools.count(1)
 
@@ -16,17 +17,6 @@ class Task(Protocol):
 
     @property
     def text(self) -> str: ...
-
-
-class Joined(Protocol):
-    @property
-    def key(self) -> Mapping[str, Any]: ...
-
-    @property
-    def parts(self) -> Mapping[str, Any]: ...
-
-    @property
-    def missing(self) -> Sequence[str]: ...
 
 
 def words(task: Task, ctx: object) -> dict[str, Any]:
@@ -53,7 +43,7 @@ def collect(joined: Joined, ctx: object) -> dict[str, Any]:
     lanes' partials arrived, so one chunk's digest depends on which lane was fastest."""
     notes: list[str] = []
     for part in joined.parts.values():
-        notes.extend(part.notes)
+        notes.extend(getattr(part, "notes", []))
     first = next(iter(joined.parts), "")
     return {
         "doc_id": str(joined.key.get("doc_id", "")),

@@ -8,23 +8,12 @@ handler only reshapes them. Lanes that missed the join timeout are listed in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, TypedDict, cast
+from collections.abc import Mapping
+from typing import Any, TypedDict, cast
+
+from meshc.runtime.context import Joined
 
 from meshes.review._common import Finding, Severity, finding, sort_findings
-
-
-class Joined(Protocol):
-    """The partial results of one chunk, as the runtime's join hands them over."""
-
-    @property
-    def key(self) -> Mapping[str, Any]: ...
-
-    @property
-    def parts(self) -> Mapping[str, Any]: ...
-
-    @property
-    def missing(self) -> Sequence[str]: ...
 
 
 class Summary(TypedDict):
