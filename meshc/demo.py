@@ -20,9 +20,8 @@ from typing import Any, cast
 from meshc.codegen.build import Built, build_cached
 from meshc.commands.run import worker_env
 from meshc.runtime.client import MeshClient, RawEntry, Submitted, id_order, stream_keys
-from meshc.runtime.launch import worker_commands
+from meshc.runtime.launch import run_mesh
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.supervisor import supervise
 
 MESH_FILE = "doc_review.yaml"
 LLM_MESH_FILE = "doc_review_llm.yaml"
@@ -143,17 +142,15 @@ def running_workers(
 ) -> Iterator[None]:
     """Every agent's replicas as supervised processes for the body of the block.
 
-    Like ``meshc run`` (``launch.run_mesh``), but the supervisor runs on a thread that
-    the block stops, and the workers log warnings only. The supervisor reports
-    restarts itself (logging, WARNING).
+    ``meshc run``'s ``launch.run_mesh`` on a thread that the block stops; the workers
+    log warnings only. The supervisor reports restarts itself (logging, WARNING).
     """
     stop = threading.Event()
     env = {**worker_env(built), **QUIET, **(extra_env or {})}
-    commands = worker_commands(spec, built.package, lambda _a: url, env)
     thread = threading.Thread(
-        target=supervise,
-        args=(commands,),
-        kwargs={"stop": stop, "grace": 10.0},
+        target=run_mesh,
+        args=(spec, built.package, url),
+        kwargs={"extra_env": env, "stop": stop},
         name="meshc-demo-supervisor",
         daemon=True,
     )
