@@ -15,7 +15,7 @@ import yaml
 from corpus import FIXTURES, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from meshc.source import Limits, Source, _read_pass, load_bytes
+from meshc.source import Limits, Source, _NeedPositions, _read_common, _read_pass, load_bytes
 
 FILES = sorted(FIXTURES.glob("*.yaml")) + sorted((ROOT / "meshes").glob("*.yaml"))
 
@@ -90,3 +90,107 @@ trees = st.recursive(
 def test_both_passes_agree_on_any_document(tree: Any, flow: bool) -> None:
     text = yaml.safe_dump(tree, default_flow_style=flow, allow_unicode=True).encode("utf-8")
     same(load_bytes("t.yaml", text), with_positions("t.yaml", text))
+
+
+def reference(text: str) -> Source | None:
+    """The general reader, which every file used to go through; None where it asks
+    for a second pass with positions (a duplicate key)."""
+    source = Source("t.yaml", text)
+    try:
+        _read_pass(source, Limits(max_depth=8, max_nodes=40), positions=False)
+    except _NeedPositions:
+        return None
+    return source
+
+
+def agrees_with_reference(text: str) -> bool:
+    """Whether the common-case reader took the file; if so, its outcome is the reference's."""
+    fast = Source("t.yaml", text)
+    try:
+        took = _read_common(fast, Limits(max_depth=8, max_nodes=40))
+    except _NeedPositions:
+        assert reference(text) is None
+        return True
+    if took:
+        slow = reference(text)
+        assert slow is not None and slow.diagnostics == []
+        assert repr(fast.data) == repr(slow.data)  # repr: NaN != NaN
+    return took
+
+
+yaml_bits = st.sampled_from(
+    [
+        "a",
+        "b",
+        ": ",
+        ":",
+        "- ",
+        "-",
+        "\n",
+        "  ",
+        "[",
+        "]",
+        "{",
+        "}",
+        ", ",
+        "'x'",
+        '"y"',
+        "#c",
+        "~",
+        "null",
+        "true",
+        "False",
+        "1",
+        "0x1F",
+        "012",
+        "1_0",
+        ".5",
+        "1e3",
+        ".inf",
+        ".NaN",
+        "&k ",
+        "*k",
+        "!!str ",
+        "! ",
+        "<<",
+        "? ",
+        "---\n",
+        "...\n",
+        "|\n  t",
+        ">\n  t",
+        "\t",
+        "\x07",
+        "é",
+        "a: b\n",
+        "- a\n",
+        "a:\n  - b\n",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(yaml_bits, max_size=24).map("".join))
+def test_common_case_reader_never_differs_from_the_general_one(text: str) -> None:
+    agrees_with_reference(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "took"),
+    [
+        ("mesh: a\nagents: {x: [1, 2]}\n", True),
+        ("a:\nb: ''\n", True),  # an empty plain scalar is null, an empty quoted one text
+        ("a: &x 1\nb: *x\n", False),  # anchors and aliases
+        ("a: !!str 1\n", False),  # tags
+        ("base: &b {x: 1}\nc:\n  <<: *b\n", False),  # merge keys
+        ("a: 1\n---\nb: 2\n", False),  # a second document
+        ("? [a]\n: b\n", False),  # a collection as a key
+        ("a: [1,\n", False),  # a syntax error, reported by the general reader
+        ("a: " + "[" * 9 + "]" * 9, False),  # deeper than the bound
+        ("[" + ", ".join(["1"] * 41) + "]", False),  # more nodes than the bound
+        ("a: 1\na: 2\n", True),  # a duplicate: read again with positions
+    ],
+)
+def test_common_case_reader_gives_up_on_what_it_leaves_to_the_general_one(
+    text: str, took: bool
+) -> None:
+    assert agrees_with_reference(text) is took
