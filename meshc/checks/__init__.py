@@ -13,20 +13,20 @@ from meshc.checks.structure import (
 from meshc.checks.types import check_joins, check_partition_key, check_types
 from meshc.diagnostics import Diagnostic
 from meshc.expand import CoreMesh
-from meshc.graph import build
+from meshc.graph import index
 from meshc.source import Source
 
 
 def run_checks(core: CoreMesh, source: Source) -> list[Diagnostic]:
-    graph = build(core)
+    idx = index(core)
     diags: list[Diagnostic] = []
     diags.extend(check_names(core, source))
-    diags.extend(check_references(core, source))
-    diags.extend(check_writers(core, source))
+    diags.extend(check_references(core, source, idx))
+    diags.extend(check_writers(core, source, idx))
     diags.extend(check_roles(core, source))
-    diags.extend(check_cycles(core, source, graph))
-    diags.extend(check_reachability(core, source, graph))
+    diags.extend(check_cycles(core, source, idx))
+    diags.extend(check_reachability(core, source, idx))
     diags.extend(check_types(core, source))
-    diags.extend(check_joins(core, source, graph))
+    diags.extend(check_joins(core, source, idx))
     diags.extend(check_partition_key(core, source))
     return diags

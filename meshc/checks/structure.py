@@ -15,7 +15,7 @@ import networkx as nx
 from meshc import codes
 from meshc.diagnostics import Diagnostic, Span
 from meshc.expand import CoreAgent, CoreMesh, Ref
-from meshc.graph import AGENT, reachable, readers, writers
+from meshc.graph import AGENT, Index, build
 from meshc.source import Source
 
 STREAM_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
@@ -63,15 +63,13 @@ def _suggest_agent(name: str) -> str:
     return cleaned
 
 
-def check_references(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+def check_references(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
     """MESH102 (an agent named in reads/writes) and MESH104 (undeclared stream)."""
-    declared = sorted(core.streams)
-    for name, agent in core.agents.items():
-        for verb, refs in (("reads", agent.reads), ("writes", agent.writes)):
-            for ref in refs:
-                if ref.name in core.streams or ref.name in core.dropped:
-                    continue
-                yield _bad_ref(core, source, name, verb, ref, declared)
+    declared: list[str] = []
+    for agent, verb, ref in index.unresolved:
+        if ref.name not in core.dropped:
+            declared = declared or sorted(core.streams)
+            yield _bad_ref(core, source, agent.name, verb, ref, declared)
 
 
 def _bad_ref(
@@ -94,18 +92,24 @@ def _bad_ref(
     )
 
 
-def check_writers(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+def check_writers(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
     """MESH103 (several writers), MESH105 (none) and MESH106 (no reader, not terminal)."""
-    by_stream = writers(core)
-    read_by = readers(core)
-    for name, stream in core.streams.items():
-        who = by_stream.get(name, [])
-        if len(who) > 1:
-            yield _many_writers(core, source, name, who)
+    writers: list[list[int]] = [[] for _ in core.streams]  # stream i's writers, by agent
+    readers: list[list[int]] = [[] for _ in core.streams]
+    for k, streams in enumerate(index.writes):
+        for i in streams:
+            writers[i].append(k)
+    for k, streams in enumerate(index.reads):
+        for i in streams:
+            readers[i].append(k)
+    agents = list(core.agents)
+    for (name, stream), who_k, read_k in zip(core.streams.items(), writers, readers, strict=True):
+        if len(who_k) > 1:
+            yield _many_writers(core, source, name, [agents[k] for k in who_k])
         if name in core.dropped:
             continue  # a broken agent (already reported) may write or read it
-        if not who:
-            readers_of = read_by.get(name, [])
+        if not who_k:
+            readers_of = [agents[k] for k in read_k]
             note = f" (read by {_names(readers_of)})" if readers_of else ""
             yield codes.UNWRITTEN_STREAM.at(
                 source.key_span(stream.path),
@@ -113,7 +117,7 @@ def check_writers(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
                 help_text=f"add `{name}` to an agent's `writes`, or a producer: "
                 f"`role: producer, writes: [{name}]`",
             )
-        if not read_by.get(name) and not stream.terminal:
+        if not read_k and not stream.terminal:
             yield codes.UNREAD_STREAM.at(
                 source.key_span(stream.path),
                 f"stream `{name}` is read by no agent and is not terminal",
@@ -192,13 +196,14 @@ def _needs_handler(agent: CoreAgent) -> tuple[str, str] | None:
     return None
 
 
-def check_reachability(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+def check_reachability(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
     # Streams a broken agent touches count as fed: it may well write them.
-    starts = [n for n, a in core.agents.items() if a.role == "producer"]
-    starts += [n for n in core.dropped if n in core.streams]
-    reached = reachable(graph, starts)
-    for name, agent in core.agents.items():
-        if name in reached or agent.role == "producer" or name in core.dropped:
+    agents = list(zip(index.agents, core.agents.items(), strict=True))
+    starts = [node for node, (_, a) in agents if a.role == "producer"]
+    starts += [index.ids[n] for n in core.dropped if n in core.streams]
+    reached = index.reachable(starts)
+    for node, (name, agent) in agents:
+        if reached[node] or agent.role == "producer" or name in core.dropped:
             continue
         if any(r.name in core.dropped or r.name not in core.streams for r in agent.reads):
             continue  # an input that is no stream is reported (MESH102/104) already
@@ -211,10 +216,11 @@ def check_reachability(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Ite
         )
 
 
-def check_cycles(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+def check_cycles(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
     """MESH101, one diagnostic per strongly connected component (and self-loop)."""
-    if _acyclic(graph):
-        return  # the usual case, found faster than the components
+    if index.acyclic():
+        return  # the usual case, found without building the networkx graph
+    graph = build(core)
     for component in nx.strongly_connected_components(graph):
         nodes = sorted(component)
         if len(nodes) == 1 and not graph.has_edge(nodes[0], nodes[0]):
@@ -225,22 +231,6 @@ def check_cycles(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[
         start = min(n for n in nodes if graph.nodes[n]["kind"] == AGENT)
         edges = nx.find_cycle(sub, source=start)
         yield _cycle(core, source, graph, edges)
-
-
-def _acyclic(graph: nx.DiGraph) -> bool:
-    """Kahn's algorithm on the plain adjacency dicts: every node can be peeled off."""
-    waiting = dict(graph.in_degree())
-    ready = [n for n, d in waiting.items() if d == 0]
-    peeled = 0
-    adjacency = dict(graph.adjacency())
-    while ready:
-        node = ready.pop()
-        peeled += 1
-        for nxt in adjacency[node]:
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0:
-                ready.append(nxt)
-    return peeled == len(waiting)
 
 
 def _cycle(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Iterator
-from typing import Any
 
 import networkx as nx
 from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.expand import CoreAgent, CoreMesh
+from meshc.graph import Index
 from meshc.source import Source
 from meshc.typeexpr import BUILTINS, TypeExpr, TypeSyntaxError, parse_type
 
@@ -137,8 +137,8 @@ def _fields(core: CoreMesh, stream: str) -> dict[str, str] | None:
     return core.types.get(s.type)
 
 
-def check_joins(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
-    yield from _fan_widths(core, source, graph)
+def check_joins(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
+    yield from _fan_widths(core, source, index)
     for name, agent in core.agents.items():
         if agent.role == "aggregator" and agent.join is not None:
             yield from _join_keys(core, source, name, agent)
@@ -164,18 +164,22 @@ def _join_keys(core: CoreMesh, source: Source, name: str, agent: CoreAgent) -> I
             )
 
 
-def _fan_widths(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[Diagnostic]:
+def _fan_widths(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
     """MESH204: each coordinator against the aggregators that join its lanes."""
-    roles = {name: agent.role for name, agent in core.agents.items()}
-    depth = sum(1 for role in roles.values() if role == "coordinator")  # bounds cycles
-    succ = dict(graph.adjacency())  # plain dicts: walked once per lane
-    for cname, coord in core.agents.items():
-        if coord.role != "coordinator" or cname not in graph:
+    roles: list[str | None] = [None] * len(index.names)
+    for node, agent in zip(index.agents, core.agents.values(), strict=True):
+        roles[node] = agent.role
+    depth = roles.count("coordinator")  # bounds cycles
+    names = index.names
+    for k, (cname, coord) in enumerate(core.agents.items()):
+        if coord.role != "coordinator":
             continue
         fan_out = [w for w in coord.write_names if w in core.streams]
-        joins = _joined_by(roles, succ, list(dict.fromkeys(fan_out)), depth)
-        for name, (reaching, joined) in sorted(joins.items()):
+        joins = _joined_by(roles, index.succ, index.writes[k], depth)
+        for node, (reaching_ids, joined) in sorted(joins.items(), key=lambda j: names[j[0]]):
+            name = names[node]
             agent = core.agents[name]
+            reaching = {names[i] for i in reaching_ids}
             lanes = [w for w in fan_out if w in reaching]
             if agent.join is None or len(lanes) == len(joined) == len(fan_out):
                 continue
@@ -190,30 +194,32 @@ def _fan_widths(core: CoreMesh, source: Source, graph: nx.DiGraph) -> Iterator[D
 
 
 def _joined_by(
-    roles: dict[str, str], succ: dict[str, dict[str, Any]], lanes: list[str], limit: int
-) -> dict[str, tuple[set[str], set[str]]]:
+    roles: list[str | None], succ: list[list[int]], lanes: list[int], limit: int
+) -> dict[int, tuple[set[int], set[int]]]:
     """Aggregator → (the lanes that reach it, the inputs it joins them through).
 
     Fan-outs nest like brackets: walking down a lane, a coordinator opens a level and
     an aggregator closes one, so the aggregator that joins these lanes is the first
     one met with no level open. Each lane is walked once: linear in the mesh's size.
+    Nodes are the integers of ``Index``; a (node, level) pair is one integer.
     """
-    found: dict[str, tuple[set[str], set[str]]] = {}
+    found: dict[int, tuple[set[int], set[int]]] = {}
+    stride = limit + 1  # levels run from 0 to limit
     for lane in lanes:
-        seen = {(lane, 0)}
+        seen = {lane * stride}
         todo = [(lane, 0)]
         while todo:
             node, depth = todo.pop()
             for nxt in succ[node]:
-                role = roles.get(nxt)
+                role = roles[nxt]
                 if role == "aggregator" and depth == 0:
                     reaching, joined = found.setdefault(nxt, (set(), set()))
                     reaching.add(lane)
                     joined.add(node)
                     continue
                 level = depth + (role == "coordinator") - (role == "aggregator")
-                if level <= limit and (nxt, level) not in seen:
-                    seen.add((nxt, level))
+                if level <= limit and nxt * stride + level not in seen:
+                    seen.add(nxt * stride + level)
                     todo.append((nxt, level))
     return found
 
