@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from meshc import codes
 from meshc.diagnostics import Diagnostic
@@ -19,21 +19,24 @@ from meshc.model import (
     LaneFamily,
     Mesh,
     ModelSettings,
+    Policy,
     Retention,
     effective_policy,
 )
 from meshc.source import Path, Source
 
 
-@dataclass(frozen=True)
-class Ref:
-    """One entry of an agent's `reads` or `writes`, and where it was written."""
+class Ref(NamedTuple):
+    """One entry of an agent's `reads` or `writes`, and where it was written.
+
+    A tuple rather than a dataclass: a big mesh has hundreds of thousands of them.
+    """
 
     name: str
     path: Path
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CoreStream:
     name: str
     type: str
@@ -46,7 +49,7 @@ class CoreStream:
     lane: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CoreAgent:
     name: str
     role: str
@@ -107,11 +110,12 @@ def expand(
     agents: dict[str, CoreAgent] = {}
     families: dict[str, tuple[str, ...]] = {}
     refs: dict[str, tuple[list[str], list[str]]] = {}
+    shared = effective_policy(Policy(), mesh.defaults)  # of every agent that sets none
     for fname, family in mesh.lanes.items():
         diags.extend(_family_shape(source, fname, family))
         lanes = lane_names(family)
         families[fname] = tuple(lanes)
-        ins, outs = _expand_family(mesh, fname, family, lanes, streams, agents)
+        ins, outs = _expand_family(mesh, fname, family, lanes, streams, agents, shared)
         refs[fname] = (ins, outs)
     for name, stream in mesh.streams.items():
         _put(streams, diags, source, name, _core_stream(name, stream), ("streams", name))
@@ -122,7 +126,7 @@ def expand(
         writes = _refs(source, diags, refs, ("agents", name, "writes"), agent.writes, dropped)
         if len(diags) > before:
             spared.add(name)  # its lists lost a bad reference: spare it the follow-ups
-        item = _core_agent(mesh, name, agent, reads, writes)
+        item = _core_agent(mesh, name, agent, reads, writes, shared)
         _put(agents, diags, source, name, item, ("agents", name))
     core = CoreMesh(
         name=mesh.mesh,
@@ -202,6 +206,7 @@ def _expand_family(
     lanes: list[str],
     streams: dict[str, CoreStream],
     agents: dict[str, CoreAgent],
+    shared: dict[str, Any],
 ) -> tuple[list[str], list[str]]:
     ins, outs = [], []
     base: Path = ("lanes", fname)
@@ -245,7 +250,7 @@ def _expand_family(
                 (*base, "agent"),
                 handler,
                 agent.description,
-                effective_policy(agent, mesh.defaults),
+                effective_policy(agent, mesh.defaults, shared),
                 template.deterministic,
                 None,
                 template.model,
@@ -303,7 +308,12 @@ def _core_stream(name: str, stream: Any) -> CoreStream:
 
 
 def _core_agent(
-    mesh: Mesh, name: str, agent: Agent, reads: tuple[Ref, ...], writes: tuple[Ref, ...]
+    mesh: Mesh,
+    name: str,
+    agent: Agent,
+    reads: tuple[Ref, ...],
+    writes: tuple[Ref, ...],
+    shared: dict[str, Any],
 ) -> CoreAgent:
     return CoreAgent(
         name,
@@ -313,7 +323,7 @@ def _core_agent(
         ("agents", name),
         agent.handler,
         agent.description,
-        effective_policy(agent, mesh.defaults),
+        effective_policy(agent, mesh.defaults, shared),
         agent.deterministic,
         agent.join,
         agent.model,

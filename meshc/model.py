@@ -214,8 +214,17 @@ class Mesh(_Strict):
 POLICY_FIELDS = tuple(POLICY_DEFAULTS)
 
 
-def effective_policy(agent: Agent, defaults: Policy) -> dict[str, Any]:
-    """The agent's policy: its own value, else the mesh default, else meshc's."""
+def effective_policy(
+    agent: Policy, defaults: Policy, shared: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The agent's policy: its own value, else the mesh default, else meshc's.
+
+    ``shared``, the policy of an agent that sets none of its own (``effective_policy(
+    Policy(), defaults)``), is returned as it is for such agents: one dict for the
+    thousands of agents of a big mesh that keep the defaults. Nothing mutates it.
+    """
+    if shared is not None and agent.model_fields_set.isdisjoint(POLICY_FIELDS):
+        return shared
     out: dict[str, Any] = {}
     for name in POLICY_FIELDS:
         value = getattr(agent, name)
