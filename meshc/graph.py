@@ -14,7 +14,7 @@ fall out of the processor's caches.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 from meshc.expand import CoreAgent, CoreMesh, Ref
@@ -57,6 +57,7 @@ class Index:
     succ: list[list[int]]
     in_degree: list[int]
     unresolved: list[tuple[CoreAgent, str, Ref]]
+    _order: list[int] | None = field(default=None, repr=False)
 
     def reachable(self, starts: list[int]) -> bytearray:
         """A flag per node: reached from any of ``starts`` (themselves included)."""
@@ -73,19 +74,22 @@ class Index:
         return seen
 
     def acyclic(self) -> bool:
-        """Kahn's algorithm: every node can be peeled off."""
-        waiting = list(self.in_degree)
-        ready = [n for n, d in enumerate(waiting) if d == 0]
-        succ = self.succ
-        peeled = 0
-        while ready:
-            node = ready.pop()
-            peeled += 1
-            for nxt in succ[node]:
-                waiting[nxt] -= 1
-                if waiting[nxt] == 0:
-                    ready.append(nxt)
-        return peeled == len(waiting)
+        return self.topological() is not None
+
+    def topological(self) -> list[int] | None:
+        """The nodes in an order where every edge points forward (Kahn's algorithm),
+        or None if a cycle leaves some node that can never be peeled off."""
+        if self._order is None:
+            waiting = list(self.in_degree)
+            order = [n for n, d in enumerate(waiting) if d == 0]
+            succ = self.succ
+            for node in order:  # grows while it is walked
+                for nxt in succ[node]:
+                    waiting[nxt] -= 1
+                    if waiting[nxt] == 0:
+                        order.append(nxt)
+            self._order = order
+        return self._order if len(self._order) == len(self.names) else None
 
 
 def index(core: CoreMesh) -> Index:

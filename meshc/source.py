@@ -543,8 +543,8 @@ def _read_common(source: Source, limits: Limits) -> bool:
             if type(top) is list:
                 top.append(value)
             elif type(top) is dict:
-                if key is no_key:
-                    if value == "<<" or type(value) is dict or type(value) is list:
+                if key is no_key:  # a scalar: a collection as a key gave up above
+                    if value == "<<":
                         return False
                     key = value
                     continue

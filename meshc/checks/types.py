@@ -167,21 +167,26 @@ def _join_keys(core: CoreMesh, source: Source, name: str, agent: CoreAgent) -> I
 def _fan_widths(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
     """MESH204: each coordinator against the aggregators that join its lanes."""
     roles: list[str | None] = [None] * len(index.names)
-    for node, agent in zip(index.agents, core.agents.values(), strict=True):
+    lanes_of: dict[int, list[int]] = {}  # coordinator node → its lanes
+    for node, agent, lanes in zip(index.agents, core.agents.values(), index.writes, strict=True):
         roles[node] = agent.role
-    depth = roles.count("coordinator")  # bounds cycles
+        if agent.role == "coordinator":
+            lanes_of[node] = lanes
+    # The fast walk needs streams and agents apart: a name that is both (MESH108)
+    # makes one node of the two, and the plain walk is kept for such a mesh.
+    apart = len(index.names) == len(core.streams) + len(core.agents)
+    joins = joins_of(roles, index.succ, lanes_of, index.topological() if apart else None)
     names = index.names
-    for k, (cname, coord) in enumerate(core.agents.items()):
-        if coord.role != "coordinator":
+    for node, (cname, coord) in zip(index.agents, core.agents.items(), strict=True):
+        if node not in lanes_of:
             continue
         fan_out = [w for w in coord.write_names if w in core.streams]
-        joins = _joined_by(roles, index.succ, index.writes[k], depth)
-        for node, (reaching_ids, joined) in sorted(joins.items(), key=lambda j: names[j[0]]):
-            name = names[node]
+        for agg, (reaching_ids, joined) in sorted(joins[node].items(), key=lambda j: names[j[0]]):
+            name = names[agg]
             agent = core.agents[name]
             reaching = {names[i] for i in reaching_ids}
-            lanes = [w for w in fan_out if w in reaching]
-            if agent.join is None or len(lanes) == len(joined) == len(fan_out):
+            through = [w for w in fan_out if w in reaching]
+            if agent.join is None or len(through) == len(joined) == len(fan_out):
                 continue
             yield codes.FAN_WIDTH.at(
                 source.span((*agent.path, "reads")),
@@ -193,17 +198,43 @@ def _fan_widths(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagno
             )
 
 
+Joins = dict[int, tuple[set[int], set[int]]]
+
+
+def joins_of(
+    roles: list[str | None],
+    succ: list[list[int]],
+    lanes_of: dict[int, list[int]],
+    order: list[int] | None,
+) -> dict[int, Joins]:
+    """Coordinator → what ``_joined_by`` finds for its lanes; ``order`` is a
+    topological order of the nodes, None for a mesh with a cycle (or a node that is
+    both an agent and a stream: the fast walk takes lanes to be streams)."""
+    joins: dict[int, Joins] = {}
+    if order is None:  # a cycle (reported): walk every lane to the end, levels bounded
+        for node, lanes in lanes_of.items():
+            joins[node] = _joined_by(roles, succ, lanes, len(lanes_of))
+        return joins
+    closes: dict[int, set[int]] = {}  # downstream coordinators first: each walk skips them
+    for node in reversed(order):
+        if node in lanes_of:
+            joins[node] = _joined_in_dag(roles, succ, lanes_of[node], closes)
+            closes[node] = set(joins[node])
+    return joins
+
+
 def _joined_by(
     roles: list[str | None], succ: list[list[int]], lanes: list[int], limit: int
-) -> dict[int, tuple[set[int], set[int]]]:
+) -> Joins:
     """Aggregator → (the lanes that reach it, the inputs it joins them through).
 
     Fan-outs nest like brackets: walking down a lane, a coordinator opens a level and
     an aggregator closes one, so the aggregator that joins these lanes is the first
-    one met with no level open. Each lane is walked once: linear in the mesh's size.
-    Nodes are the integers of ``Index``; a (node, level) pair is one integer.
+    one met with no level open. Nodes are the integers of ``Index``; levels are
+    bounded by ``limit`` (the number of coordinators: a cycle cannot loop forever);
+    a (node, level) pair is one integer. Each lane is walked to its end.
     """
-    found: dict[int, tuple[set[int], set[int]]] = {}
+    found: Joins = {}
     stride = limit + 1  # levels run from 0 to limit
     for lane in lanes:
         seen = {lane * stride}
@@ -221,6 +252,37 @@ def _joined_by(
                 if level <= limit and nxt * stride + level not in seen:
                     seen.add(nxt * stride + level)
                     todo.append((nxt, level))
+    return found
+
+
+def _joined_in_dag(
+    roles: list[str | None], succ: list[list[int]], lanes: list[int], closes: dict[int, set[int]]
+) -> Joins:
+    """``_joined_by`` for an acyclic mesh, given ``closes``: each downstream
+    coordinator → the aggregators that join its lanes.
+
+    A coordinator met on the way is not walked into: the level it opens is closed by
+    its aggregators, so the walk goes on from them. No level is ever open, so the
+    first aggregator met on any path joins these lanes. Each node is walked by the
+    nearest coordinator above it, and the whole check is linear in the mesh's size.
+    """
+    found: Joins = {}
+    for lane in lanes:
+        seen = {lane}
+        todo = [lane]
+        while todo:
+            node = todo.pop()
+            for nxt in succ[node]:
+                role = roles[nxt]
+                if role == "aggregator":
+                    reaching, joined = found.setdefault(nxt, (set(), set()))
+                    reaching.add(lane)
+                    joined.add(node)
+                    continue
+                for after in closes[nxt] if role == "coordinator" else (nxt,):
+                    if after not in seen:
+                        seen.add(after)
+                        todo.append(after)
     return found
 
 
