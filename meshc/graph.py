@@ -13,7 +13,6 @@ fall out of the processor's caches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -46,7 +45,8 @@ class Index:
     ``agents[k]`` is the node of the k-th agent of ``core.agents``; ``reads[k]`` and
     ``writes[k]`` its declared streams, each once; ``unresolved`` lists the
     references to names that are no declared stream: (agent, "reads" or "writes",
-    ref). ``succ`` holds each node's successors, each once.
+    ref). ``succ`` holds each node's successors, each once; ``readers[i]`` and
+    ``writers[i]`` the agents (nodes) that read and write stream i.
     """
 
     names: list[str]
@@ -55,6 +55,8 @@ class Index:
     reads: list[list[int]]
     writes: list[list[int]]
     succ: list[list[int]]
+    readers: list[list[int]]
+    writers: list[list[int]]
     in_degree: list[int]
     unresolved: list[tuple[CoreAgent, str, Ref]]
     _order: list[int] | None = field(default=None, repr=False)
@@ -107,48 +109,56 @@ def index(core: CoreMesh) -> Index:
             node = ids[name] = len(names)
             names.append(name)
         agents.append(node)
-    succ: list[list[int]] = [[] for _ in names]
+    readers: list[list[int]] = [[] for _ in range(streams)]
+    writers: list[list[int]] = [[] for _ in range(streams)]
     in_degree = [0] * len(names)
     all_reads: list[list[int]] = []
     all_writes: list[list[int]] = []
     unresolved: list[tuple[CoreAgent, str, Ref]] = []
     get = ids.get
     for node, agent in zip(agents, core.agents.values(), strict=True):
-        reads = _resolve(get, streams, agent, "reads", agent.reads, unresolved)
+        reads = [get(ref.name, streams) for ref in agent.reads]
+        if reads and max(reads) >= streams or len(set(reads)) < len(reads):
+            reads = _resolve(reads, streams, agent, "reads", unresolved)
         for stream in reads:
-            succ[stream].append(node)
-            in_degree[node] += 1
-        writes = _resolve(get, streams, agent, "writes", agent.writes, unresolved)
+            readers[stream].append(node)
+        in_degree[node] += len(reads)
+        writes = [get(ref.name, streams) for ref in agent.writes]
+        if writes and max(writes) >= streams or len(set(writes)) < len(writes):
+            writes = _resolve(writes, streams, agent, "writes", unresolved)
         for stream in writes:
-            succ[node].append(stream)
+            writers[stream].append(node)
             in_degree[stream] += 1
         all_reads.append(reads)
         all_writes.append(writes)
-    return Index(names, ids, agents, all_reads, all_writes, succ, in_degree, unresolved)
+    # A stream's successors are its readers, an agent's the streams it writes.
+    succ: list[list[int]] = [*readers, *([] for _ in range(len(names) - streams))]
+    for node, writes in zip(agents, all_writes, strict=True):
+        succ[node] = writes if node >= streams else readers[node] + writes  # MESH108: one node
+    return Index(
+        names, ids, agents, all_reads, all_writes, succ, readers, writers, in_degree, unresolved
+    )
+
+
+def _resolve(
+    found: list[int],
+    streams: int,
+    agent: CoreAgent,
+    verb: str,
+    unresolved: list[tuple[CoreAgent, str, Ref]],
+) -> list[int]:
+    """The declared streams among the nodes ``found`` for the references of ``verb``,
+    each once, in order; the others (any node from ``streams`` on) go to
+    ``unresolved``."""
+    refs = agent.reads if verb == "reads" else agent.writes
+    pairs = zip(refs, found, strict=True)
+    unresolved.extend((agent, verb, ref) for ref, node in pairs if node >= streams)
+    return list(dict.fromkeys(n for n in found if n < streams))
 
 
 def topological_order(graph: nx.DiGraph) -> list[str]:
     """A stable order (ties broken by name), so generated output never depends on dicts."""
     return list(nx.lexicographical_topological_sort(graph))
-
-
-def _resolve(
-    get: Callable[[str], int | None],
-    streams: int,
-    agent: CoreAgent,
-    verb: str,
-    refs: tuple[Ref, ...],
-    unresolved: list[tuple[CoreAgent, str, Ref]],
-) -> list[int]:
-    """The nodes of the declared streams among ``refs``, each once, in order."""
-    found: dict[int, None] = {}
-    for ref in refs:
-        stream = get(ref.name)
-        if stream is None or stream >= streams:
-            unresolved.append((agent, verb, ref))
-        else:
-            found[stream] = None
-    return list(found)
 
 
 def writers(core: CoreMesh) -> dict[str, list[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import networkx as nx
 from meshc import codes
@@ -18,8 +18,20 @@ from meshc.expand import CoreAgent, CoreMesh, Ref
 from meshc.graph import AGENT, Index, build
 from meshc.source import Source
 
-STREAM_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
-AGENT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+STREAM_NAMES = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
+AGENT_NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KEYWORDS = frozenset(keyword.kwlist)
+# What all names of one grammar, joined by line breaks, look like when all are in it:
+# only the grammar's characters, and none of the sequences it never allows.
+_ALL_IN = {
+    STREAM_NAMES: (re.compile(r"[a-z0-9_.\n-]+"), ("\n\n", "..", "\n.", ".\n"), ".\n", ".\n"),
+    AGENT_NAMES: (
+        re.compile(r"[A-Za-z0-9_\n]+"),
+        ("\n\n", *(f"\n{d}" for d in "0123456789")),
+        "0123456789\n",
+        "\n",
+    ),
+}
 
 
 def _agent_span(source: Source, agent: CoreAgent) -> Span:
@@ -27,21 +39,23 @@ def _agent_span(source: Source, agent: CoreAgent) -> Span:
 
 
 def check_names(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
-    for name, stream in core.streams.items():
-        if not STREAM_NAME.match(name):
-            yield codes.BAD_NAME.at(
-                source.key_span(stream.path),
-                f"stream name `{name}` is outside the grammar of stream names",
-                help_text=f"use dot-separated lowercase words, e.g. `{_suggest_stream(name)}`",
-            )
-    for name, agent in core.agents.items():
-        if not AGENT_NAME.match(name) or keyword.iskeyword(name):
+    bad_streams = _outside(STREAM_NAMES, core.streams)
+    for name in (n for n in core.streams if n in bad_streams) if bad_streams else ():
+        yield codes.BAD_NAME.at(
+            source.key_span(core.streams[name].path),
+            f"stream name `{name}` is outside the grammar of stream names",
+            help_text=f"use dot-separated lowercase words, e.g. `{_suggest_stream(name)}`",
+        )
+    bad_agents = _outside(AGENT_NAMES, core.agents) | (core.agents.keys() & KEYWORDS)
+    both = core.agents.keys() & core.streams.keys()
+    for name, agent in core.agents.items() if bad_agents or both else ():
+        if name in bad_agents:
             yield codes.BAD_NAME.at(
                 _agent_span(source, agent),
                 f"agent name `{name}` is not a Python-style identifier",
                 help_text=f"rename it, e.g. `{_suggest_agent(name)}`",
             )
-        if name in core.streams:
+        if name in both:
             stream_span = source.key_span(core.streams[name].path)
             yield codes.BAD_NAME.at(
                 _agent_span(source, agent),
@@ -49,6 +63,30 @@ def check_names(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
                 help_text=f"rename the agent, e.g. `{name.replace('.', '_')}_agent`",
                 related=[(stream_span, f"stream `{name}` is declared here")],
             )
+
+
+def _outside(grammar: re.Pattern[str], names: Iterable[str]) -> set[str]:
+    """The names that ``grammar`` does not match as a whole.
+
+    A big mesh has hundreds of thousands of names, nearly always all good: one scan
+    of them all joined by line breaks (the grammar's characters only, none of the
+    sequences it forbids) says so without a call per name. If that scan finds
+    anything, each name is matched on its own.
+    """
+    names = list(names)
+    text = "\n".join(names)
+    chars, never, bad_first, bad_last = _ALL_IN[grammar]
+    if not names:
+        return set()
+    if (
+        text.count("\n") == len(names) - 1  # no name holds a line break
+        and chars.fullmatch(text)
+        and not any(seq in text for seq in never)
+        and text[0] not in bad_first
+        and text[-1] not in bad_last
+    ):
+        return set()
+    return {n for n in names if not grammar.fullmatch(n)}
 
 
 def _suggest_stream(name: str) -> str:
@@ -94,22 +132,16 @@ def _bad_ref(
 
 def check_writers(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:
     """MESH103 (several writers), MESH105 (none) and MESH106 (no reader, not terminal)."""
-    writers: list[list[int]] = [[] for _ in core.streams]  # stream i's writers, by agent
-    readers: list[list[int]] = [[] for _ in core.streams]
-    for k, streams in enumerate(index.writes):
-        for i in streams:
-            writers[i].append(k)
-    for k, streams in enumerate(index.reads):
-        for i in streams:
-            readers[i].append(k)
-    agents = list(core.agents)
-    for (name, stream), who_k, read_k in zip(core.streams.items(), writers, readers, strict=True):
+    names = index.names
+    for (name, stream), who_k, read_k in zip(
+        core.streams.items(), index.writers, index.readers, strict=True
+    ):
         if len(who_k) > 1:
-            yield _many_writers(core, source, name, [agents[k] for k in who_k])
+            yield _many_writers(core, source, name, [names[k] for k in who_k])
         if name in core.dropped:
             continue  # a broken agent (already reported) may write or read it
         if not who_k:
-            readers_of = [agents[k] for k in read_k]
+            readers_of = [names[k] for k in read_k]
             note = f" (read by {_names(readers_of)})" if readers_of else ""
             yield codes.UNWRITTEN_STREAM.at(
                 source.key_span(stream.path),

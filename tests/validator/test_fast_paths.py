@@ -1,17 +1,22 @@
-"""The two walks behind MESH204 find the same joins on any acyclic graph.
+"""The checks' fast paths find exactly what their plain definitions find.
 
-``_joined_by`` walks every lane to its end, counting open fan-outs; on an acyclic
-mesh ``joins_of`` uses ``_joined_in_dag`` instead, which skips each downstream
-fan-out by jumping to the aggregators that close it. Random DAGs with random roles
-(nested fan-outs, lanes that escape, aggregators met at any level) hold the fast
-walk to the plain one.
+- MESH204: ``_joined_by`` walks every lane to its end, counting open fan-outs; on an
+  acyclic mesh ``joins_of`` uses ``_joined_in_dag`` instead, which skips each
+  downstream fan-out by jumping to the aggregators that close it. Random DAGs with
+  random roles (nested fan-outs, lanes that escape, aggregators met at any level)
+  hold the fast walk to the plain one.
+- MESH108: ``_outside`` scans all names with one regular expression; it must agree
+  with matching each name on its own, line breaks and all.
 """
 
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from meshc.checks.structure import AGENT_NAMES, STREAM_NAMES, _outside
 from meshc.checks.types import _joined_by, joins_of
 
 AGENT_ROLES = ["specialist", "coordinator", "aggregator"]
@@ -65,3 +70,22 @@ def test_nested_fan_outs_are_skipped_to_their_aggregator() -> None:
         4: {10: ({7, 8}, {7, 8})},
     }
     assert joins == joins_of(roles, succ, lanes_of, None)
+
+
+anything = st.text(alphabet="az_09.-A\n\r é", max_size=6)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.sampled_from([STREAM_NAMES, AGENT_NAMES]), st.data())
+def test_one_scan_finds_the_names_each_match_rejects(
+    grammar: re.Pattern[str], data: st.DataObject
+) -> None:
+    good = st.from_regex(grammar, fullmatch=True).filter(lambda n: "\n" not in n)
+    found = data.draw(st.lists(good | anything, max_size=8))  # often all good, or one not
+    assert _outside(grammar, found) == {n for n in found if not grammar.fullmatch(n)}
+
+
+def test_name_scan_edges() -> None:
+    assert _outside(STREAM_NAMES, []) == set()
+    assert _outside(STREAM_NAMES, ["a.b", "", "A", "a..b", "a.b\n"]) == {"", "A", "a..b", "a.b\n"}
+    assert _outside(AGENT_NAMES, ["ok", "9no", "a-b", "_x"]) == {"9no", "a-b"}
