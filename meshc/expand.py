@@ -1,13 +1,16 @@
 """Shorthands → the core mesh that checks, renderers and the code generator read.
 
-The core form is plain frozen records. Every record remembers the YAML path it came
-from, so a diagnostic about an expanded lane still points at the line that made it.
+The core form is plain immutable records (named tuples: a big mesh has hundreds of
+thousands of them, and a tuple is made several times faster than a frozen
+dataclass). Every record remembers the YAML path it came from, so a diagnostic
+about an expanded lane still points at the line that made it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import count, repeat
 from typing import Any, NamedTuple
 
 from meshc import codes
@@ -27,17 +30,22 @@ from meshc.source import Path, Source
 
 
 class Ref(NamedTuple):
-    """One entry of an agent's `reads` or `writes`, and where it was written.
-
-    A tuple rather than a dataclass: a big mesh has hundreds of thousands of them.
-    """
+    """One entry of an agent's `reads` or `writes`, and where it was written: item
+    ``item`` of the list at ``at``, or ``at`` itself when ``item`` is -1 (the
+    streams of a lane family). The list's path is shared by all its entries."""
 
     name: str
-    path: Path
+    at: Path
+    item: int = -1
+
+    @property
+    def path(self) -> Path:
+        return self.at if self.item < 0 else (*self.at, self.item)
 
 
-@dataclass(frozen=True, slots=True)
-class CoreStream:
+class CoreStream(NamedTuple):
+    """A declared stream, or one a lane family makes."""
+
     name: str
     type: str
     path: Path
@@ -49,16 +57,21 @@ class CoreStream:
     lane: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CoreAgent:
+class CoreAgent(NamedTuple):
+    """An agent with its references resolved to streams and its policy filled in.
+
+    ``policy`` may be one dict shared by many agents (those that set none of their
+    own); like the record, it is never changed.
+    """
+
     name: str
     role: str
     reads: tuple[Ref, ...]
     writes: tuple[Ref, ...]
     path: Path
+    policy: dict[str, Any]
     handler: str | None = None
     description: str = ""
-    policy: dict[str, Any] = field(default_factory=dict)
     deterministic: bool = True
     join: Join | None = None
     model: ModelSettings | None = None
@@ -243,20 +256,19 @@ def _expand_family(
         agents.setdefault(
             agent_name,
             CoreAgent(
-                agent_name,
-                template.role.value,
-                (Ref(in_name, (*base, "input", "stream")),),
-                (Ref(out_name, (*base, "output", "stream")),),
-                (*base, "agent"),
-                handler,
-                agent.description,
-                effective_policy(agent, mesh.defaults, shared),
-                template.deterministic,
-                None,
-                template.model,
-                template.prompt,
-                fname,
-                lane,
+                name=agent_name,
+                role=template.role.value,
+                reads=(Ref(in_name, (*base, "input", "stream")),),
+                writes=(Ref(out_name, (*base, "output", "stream")),),
+                path=(*base, "agent"),
+                policy=effective_policy(agent, mesh.defaults, shared),
+                handler=handler,
+                description=agent.description,
+                deterministic=template.deterministic,
+                model=template.model,
+                prompt=template.prompt,
+                family=fname,
+                lane=lane,
             ),
         )
     return ins, outs
@@ -270,11 +282,13 @@ def _refs(
     names: list[str],
     dropped: frozenset[str] = frozenset(),
 ) -> tuple[Ref, ...]:
+    if not any(name.startswith("@") for name in names):
+        return tuple(map(Ref, names, repeat(path), count()))  # the common case
     out: list[Ref] = []
     for i, name in enumerate(names):
         here = (*path, i)
         if not name.startswith("@"):
-            out.append(Ref(name, here))
+            out.append(Ref(name, path, i))
             continue
         fam, _, side = name[1:].partition(".")
         if fam in dropped:
@@ -321,9 +335,9 @@ def _core_agent(
         reads,
         writes,
         ("agents", name),
+        effective_policy(agent, mesh.defaults, shared),
         agent.handler,
         agent.description,
-        effective_policy(agent, mesh.defaults, shared),
         agent.deterministic,
         agent.join,
         agent.model,
