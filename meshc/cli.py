@@ -36,14 +36,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of command ``only``: each command's module is
+    imported to register it, and some bring in the runtime (redis, asyncio), so a
+    run of one command imports that one alone and starts sooner."""
     parser = _Parser(
         prog="meshc",
         description="Validate, compile, render and run Agentic Meshes on Redis Streams.",
     )
     parser.add_argument("--version", action="version", version=f"meshc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in (only,) if only in COMMANDS else COMMANDS:
         try:
             module = importlib.import_module(f"meshc.commands.{name}")
         except ModuleNotFoundError as err:
@@ -55,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
+    args = parser.parse_args(words)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -14,15 +14,20 @@ fall out of the processor's caches.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import networkx as nx
 from meshc.expand import CoreAgent, CoreMesh, Ref
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 AGENT = "agent"
 STREAM = "stream"
 
 
 def build(core: CoreMesh) -> nx.DiGraph:
+    import networkx as nx  # here, not at the top: validation needs it only for a cycle
+
     graph = nx.DiGraph()
     for name in core.streams:
         graph.add_node(name, kind=STREAM)
@@ -158,6 +163,8 @@ def _resolve(
 
 def topological_order(graph: nx.DiGraph) -> list[str]:
     """A stable order (ties broken by name), so generated output never depends on dicts."""
+    import networkx as nx
+
     return list(nx.lexicographical_topological_sort(graph))
 
 

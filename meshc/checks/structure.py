@@ -10,13 +10,16 @@ import difflib
 import keyword
 import re
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-import networkx as nx
 from meshc import codes
 from meshc.diagnostics import Diagnostic, Span
 from meshc.expand import CoreAgent, CoreMesh, Ref
 from meshc.graph import AGENT, Index, build
 from meshc.source import Source
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 STREAM_NAMES = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 AGENT_NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -252,6 +255,8 @@ def check_cycles(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagn
     """MESH101, one diagnostic per strongly connected component (and self-loop)."""
     if index.acyclic():
         return  # the usual case, found without building the networkx graph
+    import networkx as nx
+
     graph = build(core)
     for component in nx.strongly_connected_components(graph):
         nodes = sorted(component)

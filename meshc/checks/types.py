@@ -5,7 +5,6 @@ from __future__ import annotations
 import keyword
 from collections.abc import Iterator
 
-import networkx as nx
 from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.expand import CoreAgent, CoreMesh
@@ -112,12 +111,17 @@ def _undeclared(
 
 
 def _type_cycles(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
-    graph = nx.DiGraph()
-    for tname, fields in parsed_types(core).items():
-        graph.add_node(tname)
-        for expr in fields.values():
-            if expr is not None and expr.kind == "ref" and expr.name in core.types:
-                graph.add_edge(tname, expr.name)
+    edges = [
+        (tname, expr.name)
+        for tname, fields in parsed_types(core).items()
+        for expr in fields.values()
+        if expr is not None and expr.kind == "ref" and expr.name in core.types
+    ]
+    if not edges:
+        return  # no type holds another: no cycle, and no need for networkx
+    import networkx as nx
+
+    graph = nx.DiGraph(edges)
     for component in nx.strongly_connected_components(graph):
         nodes = sorted(component)
         if len(nodes) == 1 and not graph.has_edge(nodes[0], nodes[0]):
