@@ -3,10 +3,11 @@
 Each size is written as YAML (bench/meshgen.py: one producer, a root coordinator
 fanning out to regions, coordinators fanning out to lanes, chains of specialists,
 aggregators; about 2 streams per agent) and validated in fresh child processes, one
-per run, so no run's memory weighs on another: the best of ``--runs`` runs (3) for
-every size alike (a ratio of a best-of-3 to a single run would flatter the small
-size), wall and CPU time, and the peak memory the analysis added (``ru_maxrss``
-after it, less ``ru_maxrss`` after the imports). The table's last column compares the growth
+per run, so no run's memory weighs on another. Runs go in rounds (every size once
+per round), and each size keeps its best of ``--runs`` (5) rounds, alike for every
+size: a ratio of a best-of-3 to a single run would flatter the small size. Shown:
+wall and CPU time, and the peak memory the analysis added (the peak resident size
+after it, less the peak after the imports). The table's last column compares the growth
 of time with the growth of size; the target is 10,000 agents under 1 s and a 10x
 bigger mesh taking at most 11x the time.
 
@@ -49,11 +50,25 @@ class Row:
     cpu_growth: float | None = None  # the same with CPU time, steadier on a busy machine
 
 
+def peak_rss_kib() -> int:
+    """This process's peak resident memory. Linux's VmHWM, where there is one:
+    ``ru_maxrss`` carries over the peak of the parent a child was forked from, which
+    hides a small child's own peak."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+
+
 def measure(path: str, runs: int) -> dict[str, Any]:
     """In the child: import, then time `analyze_file` ``runs`` times."""
     from meshc.api import analyze_file
 
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = peak_rss_kib()
     best: tuple[float, float] = (float("inf"), 0.0)
     diagnostics = 0
     for _ in range(runs):
@@ -63,36 +78,49 @@ def measure(path: str, runs: int) -> dict[str, Any]:
         best = min(best, (wall, cpu))
         diagnostics = len(analysis.diagnostics)
         del analysis
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base  # KiB on Linux
+    peak = peak_rss_kib() - base
     return {"seconds": best[0], "cpu": best[1], "peak_kib": peak, "diagnostics": diagnostics}
 
 
-def run_size(agents: int, folder: Path, runs: int) -> Row:
-    mesh = generate(agents)
-    path = folder / f"mesh_{agents}.yaml"
-    path.write_text(mesh.text, encoding="utf-8")
-    measured = []
-    for _ in range(runs):
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.validate", "--child", str(path), "--runs", "1"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        measured.append(json.loads(child.stdout))
-    got = min(measured, key=lambda m: (m["seconds"], m["cpu"]))
-    got["peak_kib"] = max(m["peak_kib"] for m in measured)
-    return Row(
-        agents=mesh.agents,
-        streams=mesh.streams,
-        file_mb=round(path.stat().st_size / 1e6, 2),
-        seconds=round(got["seconds"], 4),
-        cpu_seconds=round(got["cpu"], 4),
-        peak_mb=round(got["peak_kib"] / 1024, 1),
-        runs=runs,
-        diagnostics=got["diagnostics"],
+def run_child(path: Path) -> dict[str, Any]:
+    child = subprocess.run(
+        [sys.executable, "-m", "bench.validate", "--child", str(path), "--runs", "1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
     )
+    measured: dict[str, Any] = json.loads(child.stdout)
+    return measured
+
+
+def run_sizes(sizes: list[int], folder: Path, runs: int) -> list[Row]:
+    """``runs`` rounds, each validating every size once: a spell when the machine is
+    busier slows one round of all sizes, not all runs of one size."""
+    meshes = [generate(agents) for agents in sizes]
+    paths = [folder / f"mesh_{mesh.agents}.yaml" for mesh in meshes]
+    for mesh, path in zip(meshes, paths, strict=True):
+        path.write_text(mesh.text, encoding="utf-8")
+    measured: list[list[dict[str, Any]]] = [[] for _ in sizes]
+    for _ in range(runs):
+        for path, found in zip(paths, measured, strict=True):
+            found.append(run_child(path))
+    rows = []
+    for mesh, path, found in zip(meshes, paths, measured, strict=True):
+        got = min(found, key=lambda m: (m["seconds"], m["cpu"]))
+        rows.append(
+            Row(
+                agents=mesh.agents,
+                streams=mesh.streams,
+                file_mb=round(path.stat().st_size / 1e6, 2),
+                seconds=round(got["seconds"], 4),
+                cpu_seconds=round(got["cpu"], 4),
+                peak_mb=round(max(m["peak_kib"] for m in found) / 1024, 1),
+                runs=runs,
+                diagnostics=got["diagnostics"],
+            )
+        )
+    return rows
 
 
 def with_growth(rows: list[Row]) -> list[Row]:
@@ -142,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the JSON result here")
     parser.add_argument("--child", metavar="FILE", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--runs", type=int, default=3, help="runs per size, each in a fresh process (best kept)"
+        "--runs", type=int, default=5, help="rounds of runs, each in a fresh process (best kept)"
     )
     args = parser.parse_args(argv)
     if args.child:
@@ -150,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     with tempfile.TemporaryDirectory(prefix="meshc-bench-") as tmp:
-        rows = with_growth([run_size(n, Path(tmp), args.runs) for n in sizes])
+        rows = with_growth(run_sizes(sizes, Path(tmp), args.runs))
     outcome = verdict(rows)
     result = {
         "benchmark": "validate",
