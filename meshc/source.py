@@ -124,8 +124,14 @@ _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
 
 
-# Only a scalar that starts with one of these can be anything but a string.
+# Only a scalar that starts with one of these can be anything but a string; one that
+# starts with a letter among them is a string unless it is a null or a boolean.
 _NOT_ONLY_TEXT = frozenset("0123456789+-.~nNtTfF")
+_WORDS = {
+    word: value
+    for words, value in ((_NULLS, None), (_TRUE, True), (_FALSE, False))
+    for word in words
+}
 _intern = sys.intern
 
 
@@ -133,12 +139,10 @@ def _plain_scalar(value: str) -> Any:
     """Resolve an untagged plain scalar by the YAML 1.2 core schema."""
     if value and value[0] not in _NOT_ONLY_TEXT:
         return _intern(value)  # the common case: a name, often repeated (keys, types)
-    if value in _NULLS:
-        return None
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
+    if value in _WORDS:
+        return _WORDS[value]
+    if not value or value[0] not in "0123456789+-.":
+        return _intern(value)  # a word that starts like `null`, `true` or `false`: `type`
     if _INT.match(value):
         return int(value.replace("_", ""))
     if _INT_OTHER.match(value):

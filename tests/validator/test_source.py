@@ -7,6 +7,7 @@ asks). These tests hold the two passes to the same data, spans and diagnostics.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,15 @@ import yaml
 from corpus import FIXTURES, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from meshc.source import Limits, Source, _NeedPositions, _read_common, _read_pass, load_bytes
+from meshc.source import (
+    Limits,
+    Source,
+    _NeedPositions,
+    _plain_scalar,
+    _read_common,
+    _read_pass,
+    load_bytes,
+)
 
 FILES = sorted(FIXTURES.glob("*.yaml")) + sorted((ROOT / "meshes").glob("*.yaml"))
 
@@ -194,3 +203,36 @@ def test_common_case_reader_gives_up_on_what_it_leaves_to_the_general_one(
     text: str, took: bool
 ) -> None:
     assert agrees_with_reference(text) is took
+
+
+def core_schema(value: str) -> Any:
+    """The YAML 1.2 core schema, resolved plainly (no fast paths), as the loader means it."""
+    if value in ("", "~", "null", "Null", "NULL"):
+        return None
+    if value in ("true", "True", "TRUE"):
+        return True
+    if value in ("false", "False", "FALSE"):
+        return False
+    if re.fullmatch(r"[-+]?(0|[1-9][0-9_]*)", value):
+        return int(value.replace("_", ""))
+    if re.fullmatch(r"0o[0-7]+|0x[0-9a-fA-F]+", value):
+        return int(value, 0)
+    float_form = r"[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?"
+    if re.fullmatch(float_form, value) and any(c.isdigit() for c in value):
+        return float(value.replace("_", ""))
+    if value.lower() in (".inf", "+.inf"):
+        return float("inf")
+    if value.lower() == "-.inf":
+        return float("-inf")
+    if value.lower() == ".nan":
+        return float("nan")
+    return value
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(
+    st.text(alphabet="0123456789+-._eEoxXabfnNtTrRuUlLsSiI~ ", max_size=7)
+    | st.sampled_from(["type", "terminal", "note", "Null", "NaN", ".NaN", "-.Inf", "0x1F"])
+)
+def test_plain_scalars_follow_the_core_schema(value: str) -> None:
+    assert repr(_plain_scalar(value)) == repr(core_schema(value))  # repr: NaN != NaN
