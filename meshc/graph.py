@@ -101,12 +101,9 @@ class Index:
 
 def index(core: CoreMesh) -> Index:
     """Number the nodes and edges of ``build(core)`` in one pass over the mesh."""
-    ids: dict[str, int] = {}
-    names: list[str] = []
-    for name in core.streams:
-        ids[name] = len(names)
-        names.append(name)
+    names = list(core.streams)
     streams = len(names)
+    ids = dict(zip(names, range(streams), strict=True))
     agents: list[int] = []
     for name in core.agents:
         node = ids.get(name)
