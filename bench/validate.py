@@ -4,7 +4,7 @@ Each size is written as YAML (bench/meshgen.py: one producer, a root coordinator
 fanning out to regions, coordinators fanning out to lanes, chains of specialists,
 aggregators; about 2 streams per agent) and validated in fresh child processes, one
 per run, so no run's memory weighs on another. Runs go in rounds (every size once
-per round), and each size keeps its best of ``--runs`` (5) rounds, alike for every
+per round), and each size keeps its best of ``--runs`` (7) rounds, alike for every
 size: a ratio of a best-of-3 to a single run would flatter the small size. Shown:
 wall and CPU time, the peak memory the analysis added (the peak resident size after
 it, less the peak after the imports), and the growth of time against the growth of
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", metavar="FILE", help=argparse.SUPPRESS)
     parser.add_argument("--reference", metavar="FILE", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--runs", type=int, default=5, help="rounds of runs, each in a fresh process (best kept)"
+        "--runs", type=int, default=7, help="rounds of runs, each in a fresh process (best kept)"
     )
     args = parser.parse_args(argv)
     if args.child:
