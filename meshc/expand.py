@@ -44,11 +44,11 @@ class Ref(NamedTuple):
 
 
 class CoreStream(NamedTuple):
-    """A declared stream, or one a lane family makes."""
+    """A declared stream, or one a lane family makes (``at``: its template's path)."""
 
     name: str
     type: str
-    path: Path
+    at: Path | None = None
     description: str = ""
     terminal: bool = False
     retention: Retention | None = None
@@ -56,19 +56,24 @@ class CoreStream(NamedTuple):
     family: str | None = None
     lane: str | None = None
 
+    @property
+    def path(self) -> Path:
+        return ("streams", self.name) if self.at is None else self.at
+
 
 class CoreAgent(NamedTuple):
     """An agent with its references resolved to streams and its policy filled in.
 
     ``policy`` may be one dict shared by many agents (those that set none of their
-    own); like the record, it is never changed.
+    own); like the record, it is never changed. ``at`` is the path of the lane
+    family's agent template an agent was made from, None for a declared agent.
     """
 
     name: str
     role: str
     reads: tuple[Ref, ...]
     writes: tuple[Ref, ...]
-    path: Path
+    at: Path | None
     policy: dict[str, Any]
     handler: str | None = None
     description: str = ""
@@ -78,6 +83,10 @@ class CoreAgent(NamedTuple):
     prompt: str | None = None
     family: str | None = None
     lane: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return ("agents", self.name) if self.at is None else self.at
 
     @property
     def read_names(self) -> tuple[str, ...]:
@@ -131,7 +140,7 @@ def expand(
         ins, outs = _expand_family(mesh, fname, family, lanes, streams, agents, shared)
         refs[fname] = (ins, outs)
     for name, stream in mesh.streams.items():
-        _put(streams, diags, source, name, _core_stream(name, stream), ("streams", name))
+        _put(streams, diags, source, name, _core_stream(name, stream), "streams")
     spared: set[str] = set()
     for name, agent in mesh.agents.items():
         before = len(diags)
@@ -140,7 +149,7 @@ def expand(
         if len(diags) > before:
             spared.add(name)  # its lists lost a bad reference: spare it the follow-ups
         item = _core_agent(mesh, name, agent, reads, writes, shared)
-        _put(agents, diags, source, name, item, ("agents", name))
+        _put(agents, diags, source, name, item, "agents")
     core = CoreMesh(
         name=mesh.mesh,
         version=mesh.version,
@@ -260,7 +269,7 @@ def _expand_family(
                 role=template.role.value,
                 reads=(Ref(in_name, (*base, "input", "stream")),),
                 writes=(Ref(out_name, (*base, "output", "stream")),),
-                path=(*base, "agent"),
+                at=(*base, "agent"),
                 policy=effective_policy(agent, mesh.defaults, shared),
                 handler=handler,
                 description=agent.description,
@@ -313,7 +322,7 @@ def _core_stream(name: str, stream: Any) -> CoreStream:
     return CoreStream(
         name,
         stream.type,
-        ("streams", name),
+        None,  # at ("streams", name)
         stream.description,
         stream.terminal,
         stream.retention,
@@ -334,7 +343,7 @@ def _core_agent(
         agent.role.value,
         reads,
         writes,
-        ("agents", name),
+        None,  # at ("agents", name)
         effective_policy(agent, mesh.defaults, shared),
         agent.handler,
         agent.description,
@@ -346,17 +355,21 @@ def _core_agent(
 
 
 def _put(
-    table: dict[str, Any], diags: list[Diagnostic], source: Source, name: str, item: Any, path: Path
+    table: dict[str, Any],
+    diags: list[Diagnostic],
+    source: Source,
+    name: str,
+    item: Any,
+    section: str,
 ) -> None:
-    if name in table:
-        first = table[name].path
+    found = table.setdefault(name, item)  # one lookup: most names are new
+    if found is not item:
+        first = found.path
         diags.append(
             codes.BAD_NAME.at(
-                source.key_span(path),
+                source.key_span((section, name)),
                 f"`{name}` is declared here and also made by lane family `{first[1]}`",
                 help_text="rename one of them; a name may be used once",
                 related=[(source.span(first), f"lane family `{first[1]}` makes `{name}`")],
             )
         )
-        return
-    table[name] = item

@@ -47,17 +47,16 @@ class Index:
     """The graph of ``build`` with integer nodes: ``names[i]`` is node i's name.
 
     A name that is both an agent and a stream (MESH108) is one node, as in ``build``.
-    ``agents[k]`` is the node of the k-th agent of ``core.agents``; ``reads[k]`` and
-    ``writes[k]`` its declared streams, each once; ``unresolved`` lists the
+    ``agents[k]`` is the node of the k-th agent of ``core.agents``; ``writes[k]`` the
+    declared streams it writes, each once; ``unresolved`` lists the
     references to names that are no declared stream: (agent, "reads" or "writes",
     ref). ``succ`` holds each node's successors, each once; ``readers[i]`` and
     ``writers[i]`` the agents (nodes) that read and write stream i.
     """
 
     names: list[str]
-    ids: dict[str, int]
+    ids: dict[str, int]  # stream name → node
     agents: list[int]
-    reads: list[list[int]]
     writes: list[list[int]]
     succ: list[list[int]]
     readers: list[list[int]]
@@ -103,43 +102,48 @@ def index(core: CoreMesh) -> Index:
     """Number the nodes and edges of ``build(core)`` in one pass over the mesh."""
     names = list(core.streams)
     streams = len(names)
-    ids = dict(zip(names, range(streams), strict=True))
-    agents: list[int] = []
-    for name in core.agents:
-        node = ids.get(name)
-        if node is None:
-            node = ids[name] = len(names)
-            names.append(name)
-        agents.append(node)
+    ids = dict(zip(names, range(streams), strict=True))  # streams only
+    agents: list[int]
+    if ids.keys().isdisjoint(core.agents):  # the usual case, checked in one C loop
+        agents = list(range(streams, streams + len(core.agents)))
+        names.extend(core.agents)
+    else:  # a name that is both (MESH108) is one node
+        agents = []
+        for name in core.agents:
+            node = ids.get(name)
+            if node is None:
+                node = len(names)
+                names.append(name)
+            agents.append(node)
     readers: list[list[int]] = [[] for _ in range(streams)]
     writers: list[list[int]] = [[] for _ in range(streams)]
     in_degree = [0] * len(names)
-    all_reads: list[list[int]] = []
     all_writes: list[list[int]] = []
     unresolved: list[tuple[CoreAgent, str, Ref]] = []
     get = ids.get
     for node, agent in zip(agents, core.agents.values(), strict=True):
         reads = [get(ref.name, streams) for ref in agent.reads]
-        if reads and max(reads) >= streams or len(set(reads)) < len(reads):
+        if len(reads) == 1 and reads[0] < streams:
+            pass  # the usual case: one declared stream
+        elif reads and (max(reads) >= streams or len(set(reads)) < len(reads)):
             reads = _resolve(reads, streams, agent, "reads", unresolved)
         for stream in reads:
             readers[stream].append(node)
         in_degree[node] += len(reads)
         writes = [get(ref.name, streams) for ref in agent.writes]
-        if writes and max(writes) >= streams or len(set(writes)) < len(writes):
+        if len(writes) == 1 and writes[0] < streams:
+            pass
+        elif writes and (max(writes) >= streams or len(set(writes)) < len(writes)):
             writes = _resolve(writes, streams, agent, "writes", unresolved)
         for stream in writes:
             writers[stream].append(node)
             in_degree[stream] += 1
-        all_reads.append(reads)
         all_writes.append(writes)
     # A stream's successors are its readers, an agent's the streams it writes.
     succ: list[list[int]] = [*readers, *([] for _ in range(len(names) - streams))]
     for node, writes in zip(agents, all_writes, strict=True):
         succ[node] = writes if node >= streams else readers[node] + writes  # MESH108: one node
-    return Index(
-        names, ids, agents, all_reads, all_writes, succ, readers, writers, in_degree, unresolved
-    )
+    return Index(names, ids, agents, all_writes, succ, readers, writers, in_degree, unresolved)
 
 
 def _resolve(
