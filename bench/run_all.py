@@ -72,6 +72,8 @@ def run_validate(mode: Mode = "full") -> Report:
             "peak MB",
             "diagnostics",
             "time growth / size growth",
+            "build s (orjson)",
+            "build growth / size growth",
         ],
     )
     for row in result["rows"]:
@@ -85,6 +87,8 @@ def run_validate(mode: Mode = "full") -> Report:
                 float(row["peak_mb"]),
                 row["diagnostics"],
                 float(row["growth"]) if row["growth"] is not None else "-",
+                float(row["build_seconds"]),
+                float(row["build_growth"]) if row.get("build_growth") is not None else "-",
             ]
         )
     verdict = result["verdict"]
