@@ -54,10 +54,11 @@ import yaml
 from meshc.codegen.build import build_cached
 from meshc.runtime.client import MeshClient
 from meshc.runtime.launch import worker_commands
+from meshc.runtime.server import free_port
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.supervisor import Backoff, SupervisorEvent, supervise
 
-from bench.common import free_port, server_binary
+from bench.common import server_binary
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULTS_DIR = ROOT / "tests" / "chaos"

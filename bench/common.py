@@ -21,7 +21,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import redis
+from meshc.runtime.server import free_port
 from pydantic import BaseModel
 
 Mode = Literal["smoke", "quick", "full"]
@@ -43,12 +43,6 @@ GO = "GO"
 
 
 # -- the server ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

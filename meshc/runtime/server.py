@@ -192,7 +192,7 @@ def _start(state: Path, durability: Durability, attempts: int = 3) -> ServerInfo
 
 
 def _start_once(state: Path, binary: str, durability: Durability) -> ServerInfo:
-    port = _free_port()
+    port = free_port()
     log = state / "server.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
@@ -223,7 +223,7 @@ def _server_argv(binary: str, state: Path, port: int, durability: Durability) ->
     ]  # fmt: skip
 
 
-def _free_port() -> int:
+def free_port() -> int:
     """A port the kernel just handed out; valkey cannot use ``--port 0`` usefully."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,16 +26,10 @@ from types import TracebackType
 from typing import Any
 
 import redis
-from meshc.runtime.server import ServerError, find_binary
+from meshc.runtime.server import ServerError, find_binary, free_port
 
 SLOTS = 16384
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

