@@ -3,10 +3,6 @@ way to run its workers as tasks of the test's own event loop."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +12,7 @@ from meshc.runtime.spec import AgentSpec, MeshSpec, Policy, StreamSpec
 from meshc.runtime.worker import Worker
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
+from stream_kit import add, entries, has, running, until
 
 # The fake server echoes the JSON object of the last user message: this prompt makes
 # the "model" answer {"n": <n>, "text": <text upper-cased>}.
@@ -70,42 +67,19 @@ def worker(mesh: MeshSpec, url: str, **kw: Any) -> Worker:
     return Worker(mesh, "ask", BUILTINS["llm"], redis_url=url, **kw)
 
 
-@asynccontextmanager
-async def running(*workers: Worker) -> AsyncIterator[None]:
-    """Run workers for the body of the block, then stop them and wait for them."""
-    tasks = [asyncio.create_task(w.run()) for w in workers]
-    try:
-        yield
-    finally:
-        for w in workers:
-            w.request_stop()
-        await asyncio.gather(*tasks)
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-def has(r: Redis, key: str, n: int) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        return int(await r.xlen(key)) >= n
-
-    return check
-
-
-async def add(r: Redis, key: str, payload: dict[str, Any]) -> bytes:
-    eid: Any = await r.xadd(key, {"data": orjson.dumps(payload)})
-    return bytes(eid)
-
-
-async def entries(r: Redis, key: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    rows: Any = await r.xrange(key)
-    return list(rows)
-
-
 def data(fields: dict[bytes, bytes]) -> Any:
     return orjson.loads(fields[b"data"])
+
+
+async def only_dead_letter(mesh: MeshSpec, url: str) -> dict[bytes, bytes]:
+    """Submit one task to ``mesh``'s agent and run it until the task is dead-lettered;
+    the dead letter's fields."""
+    r = Redis.from_url(url)
+    try:
+        await add(r, "q.in", {"n": 1, "text": "x"})
+        async with running(worker(mesh, url)):
+            await until(has(r, "m.dlq.ask", 1))
+        [(_, letter)] = await entries(r, "m.dlq.ask")
+        return letter
+    finally:
+        await r.aclose()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 from fake_server import FakeLLM
-from llm_kit import add, data, entries, has, running, until
+from llm_kit import data
 from meshc.codegen.build import Built
 from meshc.runtime import admin, llm_call
 from meshc.runtime.acl import apply_users, load_passwords, with_credentials
@@ -20,6 +20,7 @@ from meshc.runtime.builtins import BUILTINS
 from meshc.runtime.llm import demo_overrides
 from meshc.runtime.worker import Worker
 from redis.asyncio import Redis
+from stream_kit import add, entries, has, running, until
 
 
 @pytest.fixture()

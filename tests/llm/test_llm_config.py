@@ -12,19 +12,7 @@ from typing import Any
 
 import pytest
 from fake_server import FakeLLM
-from llm_kit import (
-    KEY_ENV,
-    REVIEW_LLM,
-    SECRET,
-    add,
-    data,
-    entries,
-    has,
-    llm_mesh,
-    running,
-    until,
-    worker,
-)
+from llm_kit import KEY_ENV, REVIEW_LLM, SECRET, data, llm_mesh, only_dead_letter, worker
 from meshc.codegen.build import Built
 from meshc.runtime import admin, llm_call
 from meshc.runtime.builtins import BUILTINS
@@ -35,6 +23,7 @@ from meshc.runtime.spec import AgentSpec
 from meshc.runtime.worker import Worker
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
+from stream_kit import add, entries, has, running, until
 
 
 @pytest.fixture(autouse=True)
@@ -56,17 +45,9 @@ def test_the_api_key_never_reaches_logs_or_dead_letters(
     mesh = llm_mesh(fake_llm.url, api_key_env=KEY_ENV, retries=1, policy={"max_deliveries": 1})
     caplog.set_level(logging.DEBUG)
 
-    async def scenario() -> None:
-        r = Redis.from_url(valkey_url)
-        await add(r, "q.in", {"n": 1, "text": "x"})
-        async with running(worker(mesh, valkey_url)):
-            await until(has(r, "m.dlq.ask", 1))
-        [(_, letter)] = await entries(r, "m.dlq.ask")
-        error = letter[b"error"].decode()
-        assert SECRET not in error and "Bearer ***" in error
-        await r.aclose()
-
-    asyncio.run(scenario())
+    letter = asyncio.run(only_dead_letter(mesh, valkey_url))
+    error = letter[b"error"].decode()
+    assert SECRET not in error and "Bearer ***" in error
     assert all(r.headers["authorization"] == f"Bearer {SECRET}" for r in fake_llm.requests)
     assert "Bearer ***" in caplog.text and SECRET not in caplog.text
 
@@ -139,18 +120,10 @@ def test_a_prompt_that_cannot_render_dead_letters_at_once(
     """StrictUndefined and the sandbox: the same payload would fail every time."""
     mesh = llm_mesh(fake_llm.url, prompt=prompt)
 
-    async def scenario() -> None:
-        r = Redis.from_url(valkey_url)
-        await add(r, "q.in", {"n": 1, "text": "x"})
-        async with running(worker(mesh, valkey_url)):
-            await until(has(r, "m.dlq.ask", 1))
-        [(_, letter)] = await entries(r, "m.dlq.ask")
-        error = letter[b"error"].decode()
-        assert "prompt cannot be rendered" in error and expected in error
-        assert letter[b"deliveries"] == b"1"
-        await r.aclose()
-
-    asyncio.run(scenario())
+    letter = asyncio.run(only_dead_letter(mesh, valkey_url))
+    error = letter[b"error"].decode()
+    assert "prompt cannot be rendered" in error and expected in error
+    assert letter[b"deliveries"] == b"1"
     assert fake_llm.requests == []
 
 

@@ -8,11 +8,12 @@ import time
 from typing import Any
 
 from fake_server import FakeLLM
-from llm_kit import add, data, entries, has, llm_mesh, running, until, worker
+from llm_kit import data, llm_mesh, worker
 from meshc.runtime import admin, scripts
 from meshc.runtime.llm_store import Limits, SharedState, bucket
 from meshc.runtime.worker import Worker
 from redis.asyncio import Redis
+from stream_kit import add, entries, has, running, until
 
 
 def test_requests_per_minute_hold_across_two_replicas(valkey_url: str, fake_llm: FakeLLM) -> None:

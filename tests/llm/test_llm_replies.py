@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from fake_server import FakeLLM
-from llm_kit import add, data, entries, has, llm_mesh, running, until, worker
+from llm_kit import data, llm_mesh, worker
 from meshc.runtime import admin, llm_call
 from redis.asyncio import Redis
+from stream_kit import add, entries, has, running, until
 
 
 @pytest.fixture(autouse=True)

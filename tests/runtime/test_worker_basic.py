@@ -14,23 +14,8 @@ from meshc.runtime.context import Context
 from meshc.runtime.errors import ConfigError, UndeclaredStream
 from meshc.runtime.worker import run_agent
 from redis.asyncio import Redis
-from worker_kit import (
-    Note,
-    Result,
-    Task,
-    add,
-    add_fields,
-    agent,
-    echo_mesh,
-    entries,
-    has,
-    key_names,
-    mesh,
-    payloads,
-    running,
-    until,
-    worker,
-)
+from stream_kit import add, add_fields, entries, has, running, until
+from worker_kit import Note, Result, Task, agent, echo_mesh, key_names, mesh, payloads, worker
 
 
 def upper(task: Task, ctx: Context) -> Result:

