@@ -72,22 +72,17 @@ def peak_rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
 
-def measure(path: str, runs: int) -> dict[str, Any]:
-    """In the child: import, then time `analyze_file` ``runs`` times."""
+def measure(path: str) -> dict[str, Any]:
+    """In the child: import, then time one `analyze_file` (the parent keeps the best
+    of its rounds, each a fresh process)."""
     from meshc.api import analyze_file
 
     base = peak_rss_kib()
-    best: tuple[float, float] = (float("inf"), 0.0)
-    diagnostics = 0
-    for _ in range(runs):
-        wall, cpu = time.perf_counter(), time.process_time()
-        analysis = analyze_file(path)
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        best = min(best, (wall, cpu))
-        diagnostics = len(analysis.diagnostics)
-        del analysis
+    wall, cpu = time.perf_counter(), time.process_time()
+    analysis = analyze_file(path)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak = peak_rss_kib() - base
-    return {"seconds": best[0], "cpu": best[1], "peak_kib": peak, "diagnostics": diagnostics}
+    return {"seconds": wall, "cpu": cpu, "peak_kib": peak, "diagnostics": len(analysis.diagnostics)}
 
 
 def reference(path: str) -> dict[str, Any]:
@@ -105,7 +100,7 @@ def reference(path: str) -> dict[str, Any]:
 
 def run_child(path: Path, mode: str = "--child") -> dict[str, Any]:
     child = subprocess.run(
-        [sys.executable, "-m", "bench.validate", mode, str(path), "--runs", "1"],
+        [sys.executable, "-m", "bench.validate", mode, str(path)],
         capture_output=True,
         text=True,
         check=True,
@@ -212,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.child, args.runs)))
+        print(json.dumps(measure(args.child)))
         return 0
     if args.reference:
         print(json.dumps(reference(args.reference)))

@@ -13,6 +13,7 @@ fall out of the processor's caches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -122,19 +123,11 @@ def index(core: CoreMesh) -> Index:
     unresolved: list[tuple[CoreAgent, str, Ref]] = []
     get = ids.get
     for node, agent in zip(agents, core.agents.values(), strict=True):
-        reads = [get(ref.name, streams) for ref in agent.reads]
-        if len(reads) == 1 and reads[0] < streams:
-            pass  # the usual case: one declared stream
-        elif reads and (max(reads) >= streams or len(set(reads)) < len(reads)):
-            reads = _resolve(reads, streams, agent, "reads", unresolved)
+        reads = _nodes(get, streams, agent, "reads", unresolved)
         for stream in reads:
             readers[stream].append(node)
         in_degree[node] += len(reads)
-        writes = [get(ref.name, streams) for ref in agent.writes]
-        if len(writes) == 1 and writes[0] < streams:
-            pass
-        elif writes and (max(writes) >= streams or len(set(writes)) < len(writes)):
-            writes = _resolve(writes, streams, agent, "writes", unresolved)
+        writes = _nodes(get, streams, agent, "writes", unresolved)
         for stream in writes:
             writers[stream].append(node)
             in_degree[stream] += 1
@@ -146,17 +139,23 @@ def index(core: CoreMesh) -> Index:
     return Index(names, ids, agents, all_writes, succ, readers, writers, in_degree, unresolved)
 
 
-def _resolve(
-    found: list[int],
+def _nodes(
+    get: Callable[[str, int], int],
     streams: int,
     agent: CoreAgent,
     verb: str,
     unresolved: list[tuple[CoreAgent, str, Ref]],
 ) -> list[int]:
-    """The declared streams among the nodes ``found`` for the references of ``verb``,
-    each once, in order; the others (any node from ``streams`` on) go to
-    ``unresolved``."""
+    """The nodes of the declared streams an agent reads or writes (``verb``), each
+    once, in order; references to anything else go to ``unresolved``. Nodes of
+    streams are the numbers below ``streams``; ``get`` gives ``streams`` for a name
+    that is none."""
     refs = agent.reads if verb == "reads" else agent.writes
+    found = [get(ref.name, streams) for ref in refs]
+    if len(found) == 1 and found[0] < streams:
+        return found  # the usual case: one declared stream
+    if not found or (max(found) < streams and len(set(found)) == len(found)):
+        return found
     pairs = zip(refs, found, strict=True)
     unresolved.extend((agent, verb, ref) for ref, node in pairs if node >= streams)
     return list(dict.fromkeys(n for n in found if n < streams))

@@ -43,15 +43,19 @@ def _agent_span(source: Source, agent: CoreAgent) -> Span:
 
 def check_names(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
     bad_streams = _outside(STREAM_NAMES, core.streams)
-    for name in (n for n in core.streams if n in bad_streams) if bad_streams else ():
-        yield codes.BAD_NAME.at(
-            source.key_span(core.streams[name].path),
-            f"stream name `{name}` is outside the grammar of stream names",
-            help_text=f"use dot-separated lowercase words, e.g. `{_suggest_stream(name)}`",
-        )
+    if bad_streams:
+        for name, stream in core.streams.items():
+            if name in bad_streams:
+                yield codes.BAD_NAME.at(
+                    source.key_span(stream.path),
+                    f"stream name `{name}` is outside the grammar of stream names",
+                    help_text=f"use dot-separated lowercase words, e.g. `{_suggest_stream(name)}`",
+                )
     bad_agents = _outside(AGENT_NAMES, core.agents) | (core.agents.keys() & KEYWORDS)
     both = core.agents.keys() & core.streams.keys()
-    for name, agent in core.agents.items() if bad_agents or both else ():
+    if not bad_agents and not both:
+        return  # the usual case: no agent is looked at again
+    for name, agent in core.agents.items():
         if name in bad_agents:
             yield codes.BAD_NAME.at(
                 _agent_span(source, agent),
