@@ -17,6 +17,7 @@ from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.model import (
     HANDLER_PATTERN,
+    POLICY_FIELDS,
     Agent,
     Join,
     LaneFamily,
@@ -27,6 +28,9 @@ from meshc.model import (
     effective_policy,
 )
 from meshc.source import Path, Source
+
+# What an agent made from a lane family's template takes from it as it is.
+_TEMPLATE_FIELDS = (*POLICY_FIELDS, "deterministic", "model", "prompt")
 
 
 class Ref(NamedTuple):
@@ -254,13 +258,12 @@ def _expand_family(
         template = family.agent
         agent_name = template.name.replace("{lane}", lane)
         handler = template.handler.replace("{lane}", lane) if template.handler else None
-        fields = template.model_dump(exclude={"name", "role", "description", "handler"})
         agent = Agent(
+            **{name: getattr(template, name) for name in _TEMPLATE_FIELDS},
             role=template.role,
             description=template.description.replace("{lane}", lane),
             reads=[in_name],
             writes=[out_name],
-            **fields,
         )
         agents.setdefault(
             agent_name,

@@ -3,12 +3,18 @@
 Frozen pydantic models with unknown keys forbidden. ``Mesh`` is the whole file in
 its written form (shorthands included); ``meshc.expand`` turns it into the core
 form that the checks, the renderers and the code generator read.
+
+The records a big mesh has by the hundred thousand (streams, agents and their
+policy) are pydantic dataclasses with slots rather than models: validated the same
+way, but a third of the memory (no per-instance ``__dict__`` and set of the fields
+given), which a 100,000-agent mesh feels in every later phase (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
+from operator import attrgetter
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,6 +25,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
 )
+from pydantic.dataclasses import dataclass
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -68,8 +75,16 @@ Handler = Annotated[str, Field(pattern=HANDLER_PATTERN)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
+_RULES = ConfigDict(extra="forbid", strict=False)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+# The slotted records (``@dataclass(frozen=True, slots=True, kw_only=True,
+# config=_RULES)``) follow the same rules, fields given by name so that a subclass
+# may add a required field after the inherited defaults.
 
 
 class Role(StrEnum):
@@ -87,17 +102,19 @@ class Retention(_Strict):
     max_age: Duration | None = None
 
 
-class Stream(_Strict):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_RULES)
+class Stream:
     type: str = Field(description="name of the message type (a key of `types`)")
     description: str = ""
     retention: Retention | None = None
-    terminal: bool = Field(False, description="callers read this stream, not an agent")
+    terminal: bool = Field(default=False, description="callers read this stream, not an agent")
     max_backlog: PositiveInt | None = Field(
-        None, description="intake backpressure: submit refuses above this backlog"
+        default=None, description="intake backpressure: submit refuses above this backlog"
     )
 
 
-class Policy(_Strict):
+@dataclass(frozen=True, slots=True, kw_only=True, config=_RULES)
+class Policy:
     """Delivery policy; `defaults` holds one for every agent, agents override it.
 
     Agents and lane-family agent templates carry the same fields (they subclass it).
@@ -146,6 +163,7 @@ class ModelSettings(_Strict):
     structured_output: bool = True
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, config=_RULES)
 class Agent(Policy):
     role: Role
     description: str = ""
@@ -158,10 +176,13 @@ class Agent(Policy):
     prompt: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, config=_RULES)
 class LaneAgent(Policy):
     """The specialist template of a lane family; `{lane}` is replaced per lane."""
 
-    name: str = Field("{lane}", description="agent name template, e.g. `{lane}` or `slot_{lane}`")
+    name: str = Field(
+        default="{lane}", description="agent name template, e.g. `{lane}` or `slot_{lane}`"
+    )
     role: Role = Role.specialist
     description: str = ""
     handler: str | None = None
@@ -212,6 +233,8 @@ class Mesh(_Strict):
 
 
 POLICY_FIELDS = tuple(POLICY_DEFAULTS)
+_policy_of = attrgetter(*POLICY_FIELDS)
+_UNSET = (None,) * len(POLICY_FIELDS)
 
 
 def effective_policy(
@@ -219,11 +242,12 @@ def effective_policy(
 ) -> dict[str, Any]:
     """The agent's policy: its own value, else the mesh default, else meshc's.
 
-    ``shared``, the policy of an agent that sets none of its own (``effective_policy(
-    Policy(), defaults)``), is returned as it is for such agents: one dict for the
-    thousands of agents of a big mesh that keep the defaults. Nothing mutates it.
+    ``shared``, the policy of an agent that sets none of its own (every policy field
+    None: ``effective_policy(Policy(), defaults)``), is returned as it is for such
+    agents: one dict for the thousands of agents of a big mesh that keep the
+    defaults. Nothing mutates it.
     """
-    if shared is not None and agent.model_fields_set.isdisjoint(POLICY_FIELDS):
+    if shared is not None and _policy_of(agent) == _UNSET:
         return shared
     out: dict[str, Any] = {}
     for name in POLICY_FIELDS:

@@ -21,9 +21,11 @@ from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.model import Mesh
 from meshc.source import Path, Source
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 _SECTIONS = ("agents", "streams", "types", "lanes")
+# An unknown key, as a model (extra_forbidden) and as a dataclass report it.
+_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
 
 
 @dataclass
@@ -67,7 +69,7 @@ def _spared(data: dict[str, Any], err: ValidationError, dropped: dict[str, set[s
             out |= _mentions(data[section].get(name), _MENTIONS[section])
     for e in err.errors():
         loc = e["loc"]
-        if e["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "agents":
+        if e["type"] in _UNKNOWN_KEY and len(loc) == 3 and loc[0] == "agents":
             out.add(str(loc[1]))
             out |= _mentions(data["agents"].get(loc[1]), (str(loc[2]),))
     return out
@@ -130,7 +132,7 @@ def _drop_broken(
 
 
 def _is_extra_key(data: dict[str, Any], loc: tuple[Any, ...], kind: str) -> bool:
-    if kind != "extra_forbidden" or len(loc) != 3 or loc[0] not in _SECTIONS:
+    if kind not in _UNKNOWN_KEY or len(loc) != 3 or loc[0] not in _SECTIONS:
         return False
     section = data.get(loc[0])
     return isinstance(section, dict) and isinstance(section.get(loc[1]), dict)
@@ -145,7 +147,7 @@ def _diagnostic(source: Source, error: Any, suggest: bool = True) -> Diagnostic:
     loc: Path = tuple(error["loc"])
     kind = error["type"]
     where = _where(loc)
-    if kind == "extra_forbidden":
+    if kind in _UNKNOWN_KEY:
         return _unknown_key(source, loc, where, suggest)
     if kind == "missing":
         parent = loc[:-1]
@@ -219,7 +221,7 @@ def _fix_for(kind: str, loc: Path) -> str:
         return f"`{last}` takes a whole number of at least its minimum"
     if kind in ("list_type",):
         return f"write `{last}` as a list, e.g. `[a, b]`"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
+    if kind in ("dict_type", "model_type", "model_attributes_type", "dataclass_type"):
         return f"write `{last}` as a mapping of keys to values"
     if kind in ("string_type",):
         return f"write `{last}` as a string (quote it)"
@@ -235,16 +237,21 @@ def _allowed_keys(loc: Path) -> list[str]:
         current = _step(current, part)
         if current is None:
             return []
-    model = _unwrap(current)
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return list(model.model_fields)
-    return []
+    fields = _fields(_unwrap(current))
+    return list(fields) if fields is not None else []
+
+
+def _fields(target: Any) -> dict[str, Any] | None:
+    """The fields of a model or a pydantic dataclass; None for any other type."""
+    fields = getattr(target, "__pydantic_fields__", None) if isinstance(target, type) else None
+    return fields if isinstance(fields, dict) else None
 
 
 def _step(annotation: Any, part: str | int) -> Any:
     target = _unwrap(annotation)
-    if isinstance(target, type) and issubclass(target, BaseModel):
-        field_info = target.model_fields.get(str(part))
+    fields = _fields(target)
+    if fields is not None:
+        field_info = fields.get(str(part))
         return field_info.annotation if field_info else None
     origin = typing.get_origin(target)
     args = typing.get_args(target)
