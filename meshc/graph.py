@@ -13,7 +13,7 @@ fall out of the processor's caches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,7 +57,7 @@ class Index:
 
     names: list[str]
     ids: dict[str, int]  # stream name → node
-    agents: list[int]
+    agents: Sequence[int]
     writes: list[list[int]]
     succ: list[list[int]]
     readers: list[list[int]]
@@ -104,9 +104,9 @@ def index(core: CoreMesh) -> Index:
     names = list(core.streams)
     streams = len(names)
     ids = dict(zip(names, range(streams), strict=True))  # streams only
-    agents: list[int]
+    agents: Sequence[int]
     if ids.keys().isdisjoint(core.agents):  # the usual case, checked in one C loop
-        agents = list(range(streams, streams + len(core.agents)))
+        agents = range(streams, streams + len(core.agents))
         names.extend(core.agents)
     else:  # a name that is both (MESH108) is one node
         agents = []
@@ -133,9 +133,12 @@ def index(core: CoreMesh) -> Index:
             in_degree[stream] += 1
         all_writes.append(writes)
     # A stream's successors are its readers, an agent's the streams it writes.
-    succ: list[list[int]] = [*readers, *([] for _ in range(len(names) - streams))]
-    for node, writes in zip(agents, all_writes, strict=True):
-        succ[node] = writes if node >= streams else readers[node] + writes  # MESH108: one node
+    if isinstance(agents, range):  # agents numbered after the streams, in order
+        succ = readers + all_writes
+    else:  # MESH108: a name that is both is one node, with both kinds of successors
+        succ = [*readers, *([] for _ in range(len(names) - streams))]
+        for node, writes in zip(agents, all_writes, strict=True):
+            succ[node] = writes if node >= streams else readers[node] + writes
     return Index(names, ids, agents, all_writes, succ, readers, writers, in_degree, unresolved)
 
 
