@@ -75,16 +75,15 @@ Handler = Annotated[str, Field(pattern=HANDLER_PATTERN)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
+# The rules of every record: unknown keys refused, values coerced as YAML gives
+# them, frozen. Models subclass ``_Strict``; the slotted records are declared
+# ``@dataclass(frozen=True, slots=True, kw_only=True, config=_RULES)``, fields given
+# by name so that a subclass may add a required field after the inherited defaults.
 _RULES = ConfigDict(extra="forbid", strict=False)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
-
-
-# The slotted records (``@dataclass(frozen=True, slots=True, kw_only=True,
-# config=_RULES)``) follow the same rules, fields given by name so that a subclass
-# may add a required field after the inherited defaults.
+    model_config = ConfigDict(**_RULES, frozen=True)
 
 
 class Role(StrEnum):
