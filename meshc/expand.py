@@ -8,6 +8,7 @@ about an expanded lane still points at the line that made it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from itertools import count, repeat
@@ -17,9 +18,9 @@ from meshc import codes
 from meshc.diagnostics import Diagnostic
 from meshc.model import (
     HANDLER_PATTERN,
-    POLICY_FIELDS,
     Agent,
     Join,
+    LaneAgent,
     LaneFamily,
     Mesh,
     ModelSettings,
@@ -29,8 +30,13 @@ from meshc.model import (
 )
 from meshc.source import Path, Source
 
-# What an agent made from a lane family's template takes from it as it is.
-_TEMPLATE_FIELDS = (*POLICY_FIELDS, "deterministic", "model", "prompt")
+# What an agent made from a lane family's template takes from it as it is: every
+# field but those rewritten per lane.
+_TEMPLATE_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(LaneAgent)
+    if f.name not in ("name", "role", "description", "handler")
+)
 
 
 class Ref(NamedTuple):

@@ -105,7 +105,8 @@ def index(core: CoreMesh) -> Index:
     streams = len(names)
     ids = dict(zip(names, range(streams), strict=True))  # streams only
     agents: Sequence[int]
-    if ids.keys().isdisjoint(core.agents):  # the usual case, checked in one C loop
+    apart = ids.keys().isdisjoint(core.agents)  # the usual case, checked in one C loop
+    if apart:  # agents are numbered after the streams, in order
         agents = range(streams, streams + len(core.agents))
         names.extend(core.agents)
     else:  # a name that is both (MESH108) is one node
@@ -133,7 +134,7 @@ def index(core: CoreMesh) -> Index:
             in_degree[stream] += 1
         all_writes.append(writes)
     # A stream's successors are its readers, an agent's the streams it writes.
-    if isinstance(agents, range):  # agents numbered after the streams, in order
+    if apart:
         succ = readers + all_writes
     else:  # MESH108: a name that is both is one node, with both kinds of successors
         succ = [*readers, *([] for _ in range(len(names) - streams))]

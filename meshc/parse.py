@@ -24,8 +24,9 @@ from meshc.source import Path, Source
 from pydantic import ValidationError
 
 _SECTIONS = ("agents", "streams", "types", "lanes")
-# An unknown key, as a model (extra_forbidden) and as a dataclass report it.
-_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
+# The errors of the slotted records (pydantic dataclasses) under the names models
+# give them, so the rest of this module knows one set.
+_AS_MODEL = {"unexpected_keyword_argument": "extra_forbidden", "dataclass_type": "model_type"}
 
 
 @dataclass
@@ -50,9 +51,10 @@ def parse(source: Source) -> Parsed:
         return Parsed(Mesh.model_validate(data))
     except ValidationError as error:
         failure = error
-    diags = [_diagnostic(source, e, i < SUGGEST_LIMIT) for i, e in enumerate(failure.errors())]
-    dropped, retry = _drop_broken(data, failure)
-    spared = _spared(data, failure, dropped)
+    errors = _errors(failure)
+    diags = [_diagnostic(source, e, i < SUGGEST_LIMIT) for i, e in enumerate(errors)]
+    dropped, retry = _drop_broken(data, errors)
+    spared = _spared(data, errors, dropped)
     if retry is None:
         return Parsed(None, diags, dropped, spared)
     try:
@@ -61,15 +63,22 @@ def parse(source: Source) -> Parsed:
         return Parsed(None, diags, dropped, spared)
 
 
-def _spared(data: dict[str, Any], err: ValidationError, dropped: dict[str, set[str]]) -> set[str]:
+def _errors(failure: ValidationError) -> list[Any]:
+    errors: list[Any] = failure.errors()
+    for e in errors:
+        e["type"] = _AS_MODEL.get(e["type"], e["type"])
+    return errors
+
+
+def _spared(data: dict[str, Any], errors: list[Any], dropped: dict[str, set[str]]) -> set[str]:
     """Names whose follow-on diagnostics a broken entry would only cause."""
     out: set[str] = set()
     for section, names in dropped.items():
         for name in names:
             out |= _mentions(data[section].get(name), _MENTIONS[section])
-    for e in err.errors():
+    for e in errors:
         loc = e["loc"]
-        if e["type"] in _UNKNOWN_KEY and len(loc) == 3 and loc[0] == "agents":
+        if e["type"] == "extra_forbidden" and len(loc) == 3 and loc[0] == "agents":
             out.add(str(loc[1]))
             out |= _mentions(data["agents"].get(loc[1]), (str(loc[2]),))
     return out
@@ -99,7 +108,7 @@ def _mentions(entry: Any, keys: tuple[str, ...]) -> set[str]:
 
 
 def _drop_broken(
-    data: dict[str, Any], err: ValidationError
+    data: dict[str, Any], errors: list[Any]
 ) -> tuple[dict[str, set[str]], dict[str, Any] | None]:
     """Remove what failed: entries of the keyed sections, or a head field (its default).
 
@@ -109,7 +118,7 @@ def _drop_broken(
     dropped: dict[str, set[str]] = {}
     extra: dict[tuple[str, str], set[str]] = {}
     retry = dict(data)
-    for e in err.errors():
+    for e in errors:
         loc = e["loc"]
         if not loc:
             return dropped, None
@@ -132,7 +141,7 @@ def _drop_broken(
 
 
 def _is_extra_key(data: dict[str, Any], loc: tuple[Any, ...], kind: str) -> bool:
-    if kind not in _UNKNOWN_KEY or len(loc) != 3 or loc[0] not in _SECTIONS:
+    if kind != "extra_forbidden" or len(loc) != 3 or loc[0] not in _SECTIONS:
         return False
     section = data.get(loc[0])
     return isinstance(section, dict) and isinstance(section.get(loc[1]), dict)
@@ -147,7 +156,7 @@ def _diagnostic(source: Source, error: Any, suggest: bool = True) -> Diagnostic:
     loc: Path = tuple(error["loc"])
     kind = error["type"]
     where = _where(loc)
-    if kind in _UNKNOWN_KEY:
+    if kind == "extra_forbidden":
         return _unknown_key(source, loc, where, suggest)
     if kind == "missing":
         parent = loc[:-1]
@@ -221,7 +230,7 @@ def _fix_for(kind: str, loc: Path) -> str:
         return f"`{last}` takes a whole number of at least its minimum"
     if kind in ("list_type",):
         return f"write `{last}` as a list, e.g. `[a, b]`"
-    if kind in ("dict_type", "model_type", "model_attributes_type", "dataclass_type"):
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"write `{last}` as a mapping of keys to values"
     if kind in ("string_type",):
         return f"write `{last}` as a string (quote it)"
