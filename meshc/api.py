@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from meshc.checks import run_checks
+from meshc.core import CoreMesh
 from meshc.diagnostics import Diagnostic, sort_diagnostics
-from meshc.expand import CoreMesh, expand
+from meshc.expand import expand
 from meshc.parse import parse
 from meshc.source import Limits, Source, load_bytes, load_file
 

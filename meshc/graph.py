@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from meshc.expand import CoreAgent, CoreMesh, Ref
+from meshc.core import CoreAgent, CoreMesh, Ref
 
 if TYPE_CHECKING:
     import networkx as nx

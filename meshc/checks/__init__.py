@@ -11,8 +11,8 @@ from meshc.checks.structure import (
     check_writers,
 )
 from meshc.checks.types import check_joins, check_partition_key, check_types
+from meshc.core import CoreMesh
 from meshc.diagnostics import Diagnostic
-from meshc.expand import CoreMesh
 from meshc.graph import index
 from meshc.source import Source
 

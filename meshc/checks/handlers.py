@@ -26,8 +26,8 @@ from types import ModuleType
 from typing import Any
 
 from meshc import codes
+from meshc.core import CoreAgent, CoreMesh
 from meshc.diagnostics import Diagnostic, Span
-from meshc.expand import CoreAgent, CoreMesh
 from meshc.model import HANDLER_PATTERN
 from meshc.source import Source
 

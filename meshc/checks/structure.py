@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from meshc import codes
+from meshc.core import CoreAgent, CoreMesh, Ref
 from meshc.diagnostics import Diagnostic, Span
-from meshc.expand import CoreAgent, CoreMesh, Ref
 from meshc.graph import AGENT, Index, build
 from meshc.source import Source
 

@@ -6,8 +6,8 @@ import keyword
 from collections.abc import Iterator
 
 from meshc import codes
+from meshc.core import CoreAgent, CoreMesh
 from meshc.diagnostics import Diagnostic
-from meshc.expand import CoreAgent, CoreMesh
 from meshc.graph import Index
 from meshc.source import Source
 from meshc.typeexpr import BUILTINS, TypeExpr, TypeSyntaxError, parse_type

@@ -11,7 +11,7 @@ never names an input. Passwords are added when the rules are applied (``meshc ru
 
 from __future__ import annotations
 
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 
 ROOT_COMMANDS = (
     "+ping",

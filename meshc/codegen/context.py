@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 from meshc import __version__
 from meshc.codegen.acl import acl_rules, operator_name, operator_rule, username
-from meshc.expand import CoreAgent, CoreMesh, CoreStream
+from meshc.core import CoreAgent, CoreMesh, CoreStream
 from meshc.typeexpr import TypeExpr, parse_type
 
 BUILTIN_HANDLERS = {"fanout", "merge", "llm"}

@@ -30,7 +30,7 @@ import jinja2
 from meshc import __version__
 from meshc.codegen.context import content_hash
 from meshc.codegen.writer import safe_path_text, template_environment
-from meshc.expand import CoreAgent, CoreMesh
+from meshc.core import CoreAgent, CoreMesh
 from meshc.runtime import keys
 
 KINDS = ("compose", "kubernetes")

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 from meshc.codegen.context import MeshCtx, build_context, py
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 
 TEMPLATES = Path(__file__).parent / "templates"
 RUFF_ARGS = ["format", "--isolated", "--line-length", "100", "--target-version", "py311"]

@@ -20,7 +20,7 @@ from meshc.codegen import (
     package_dir,
     write_package,
 )
-from meshc.commands.validate import emit
+from meshc.commands.output import add_color_option, cannot_open, emit
 
 
 def register(sub: Any) -> None:
@@ -36,8 +36,7 @@ def register(sub: Any) -> None:
         help="also write deployment files (compose, kubernetes; repeat for both) "
         "into DIR/<mesh>/deploy/",
     )
-    p.add_argument("--format", default="text", help=argparse.SUPPRESS)
-    p.add_argument("--color", default="auto", help=argparse.SUPPRESS)
+    add_color_option(p)
     p.set_defaults(handler=run)
 
 
@@ -45,10 +44,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         analysis = analyze_file(args.file)
     except OSError as err:
-        print(f"{args.file}: error: cannot open: {err.strerror or err}", file=sys.stderr)
-        return 2
+        return cannot_open(args.file, err)
     if not analysis.ok:
-        emit([analysis], args)
+        emit([analysis], "text", args.color)
         return 1
     assert analysis.core is not None
     try:

@@ -13,8 +13,8 @@ import os
 import sys
 from typing import Any
 
-from meshc.commands.server import REDIS_HELP, fail, guarded, server_url
-from meshc.commands.validate import use_color
+from meshc.commands.common import REDIS_HELP, fail, guarded, server_url
+from meshc.commands.output import add_color_option, use_color
 from meshc.demo import DemoResult, build_review_mesh, review, review_mesh_file, sample_documents
 
 NAME = "demo"
@@ -51,9 +51,8 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="model name sent with --model-url (default: local-model)",
     )
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    p.add_argument("--format", default="text", help=argparse.SUPPRESS)
-    p.set_defaults(handler=guarded(NAME, run), durability=None)
+    add_color_option(p)
+    p.set_defaults(handler=guarded(NAME, run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     documents = sample_documents(args.docs)
     built = build_review_mesh(llm=bool(args.model_url))
-    url = server_url(args, start=True)
+    url = server_url(args.redis, start=True)
     progress = _Progress()
     try:
         result = review(

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import orjson
-from meshc.commands.server import add_mesh_options, guarded, load, server_url
+from meshc.commands.common import add_mesh_options, guarded, load, server_url
 from meshc.runtime.admin import dlq_list, dlq_redrive
 
 
@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("dlq", help="list or re-drive an agent's dead letters", description=__doc__)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser("list", help="show an agent's dead letters, oldest first")
-    add_mesh_options(show, diagnostics=False)
+    add_mesh_options(show)
     show.add_argument("agent", metavar="AGENT", help="the agent that dead-lettered them")
     show.add_argument("--count", "-n", type=int, default=100, metavar="N", help="default 100")
     show.add_argument("--format", choices=("text", "json"), default="text")
@@ -41,8 +41,8 @@ def register(sub: Any) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    _, spec = load(args)
-    letters = dlq_list(spec, args.agent, server_url(args), count=max(1, args.count))
+    _, spec = load(args.file)
+    letters = dlq_list(spec, args.agent, server_url(args.redis), count=max(1, args.count))
     if args.format == "json":
         print(
             json.dumps(
@@ -71,8 +71,8 @@ def format_letter(letter: dict[str, Any]) -> str:
 
 
 def run_redrive(args: argparse.Namespace) -> int:
-    _, spec = load(args)
-    moved = dlq_redrive(spec, args.agent, server_url(args), ids=args.ids)
+    _, spec = load(args.file)
+    moved = dlq_redrive(spec, args.agent, server_url(args.redis), ids=args.ids)
     noun = "dead letter" if moved == 1 else "dead letters"
     print(f"re-drove {moved} {noun} of {args.agent} to their source streams")
     return 0

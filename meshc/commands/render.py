@@ -7,15 +7,14 @@ The diagram goes to stdout (or ``-o PATH``); diagnostics go to stderr so that
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from typing import Any
 
 from meshc.api import analyze_file
-from meshc.commands.validate import emit
-from meshc.expand import CoreMesh
+from meshc.commands.output import COLORS, cannot_open, emit
+from meshc.core import CoreMesh
 from meshc.render import FORMATS, GraphvizError, LiveError, LiveStats, render
 from meshc.render.live import connect, read_live
 
@@ -40,7 +39,7 @@ def register(sub: Any) -> None:
     p.add_argument("--live", action="store_true", help="annotate lengths, lag, pending, DLQ")
     p.add_argument("--redis", metavar="URL", help="server for --live (else REDIS_URL)")
     p.add_argument("--ascii", action="store_true", help="plain ASCII tree for --format text")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+    p.add_argument("--color", choices=COLORS, default="auto",
                    help="colour in diagnostics")  # fmt: skip
     p.set_defaults(handler=run)
 
@@ -52,10 +51,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         analysis = analyze_file(args.file)
     except OSError as err:
-        return _fail(f"{args.file}: error: cannot open: {err.strerror or err}", 2)
+        return cannot_open(args.file, err)
     if analysis.diagnostics:
-        with contextlib.redirect_stdout(sys.stderr):
-            emit([analysis], argparse.Namespace(format="text", color=args.color))
+        emit([analysis], "text", args.color, out=sys.stderr)
     if not analysis.ok or analysis.core is None:
         return 1
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from meshc.codegen.build import Built
-from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
 from meshc.runtime import cluster
 from meshc.runtime.acl import DEFAULT_SECRET_FILE, enable, env_name
 from meshc.runtime.connect import redact
@@ -57,8 +57,12 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    built, spec = load(args)
-    url = cluster.cli_url(lambda: server_url(args, start=True), args.cluster, args.redis)
+    built, spec = load(args.file)
+    url = cluster.cli_url(
+        lambda: server_url(args.redis, start=True, durability=args.durability),
+        args.cluster,
+        args.redis,
+    )
     parts = cluster.parse_partitions(args.partitions, spec.partitions) if args.partitions else None
     if args.acl and cluster.is_cluster_url(url):
         return fail(

@@ -11,22 +11,22 @@ import argparse
 import json
 from typing import Any
 
-from meshc.commands.server import add_mesh_options, guarded, load, server_url
+from meshc.commands.common import add_mesh_options, guarded, load, server_url
 from meshc.runtime import cluster
 from meshc.runtime.admin import format_status, status
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="lengths, lag, pending, dead letters", description=__doc__)
-    add_mesh_options(p, diagnostics=False)
+    add_mesh_options(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--cluster", action="store_true", help=cluster.CLI_HELP)
     p.set_defaults(handler=guarded("status", run))
 
 
 def run(args: argparse.Namespace) -> int:
-    _, spec = load(args)
-    report = status(spec, cluster.cli_url(lambda: server_url(args), args.cluster, args.redis))
+    _, spec = load(args.file)
+    report = status(spec, cluster.cli_url(lambda: server_url(args.redis), args.cluster, args.redis))
     if args.format == "json":
         print(json.dumps(report, indent=2, sort_keys=True))
     else:

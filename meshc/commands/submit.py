@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
 from meshc.runtime import cluster
 from meshc.runtime.client import MeshClient
 from meshc.runtime.spec import MeshSpec
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _, spec = load(args)
+    _, spec = load(args.file)
     if args.stream not in spec.streams:
         return fail(NAME, f"mesh {spec.name!r} has no stream {args.stream!r}", 2)
     lines = [("--json", args.json)] if args.json is not None else _stdin_lines()
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(NAME, "stdin is not UTF-8 text; nothing was submitted", 1)
     if not payloads:
         return fail(NAME, "no task: give --json '{...}' or JSON lines on stdin", 2)
-    url = cluster.cli_url(lambda: server_url(args), args.cluster, args.redis)
+    url = cluster.cli_url(lambda: server_url(args.redis), args.cluster, args.redis)
     with MeshClient(spec, url) as client:
         submitted = client.submit_many(payloads, args.stream)
     for s in submitted:

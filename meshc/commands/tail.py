@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 import orjson
-from meshc.commands.server import add_mesh_options, fail, guarded, load, server_url
+from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
 from meshc.runtime import cluster
 from meshc.runtime.client import MeshClient
 
@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(NAME, f"--from {args.start!r}: use 0, $ or an entry id (1700000000000-0)", 2)
     if args.count is not None and args.count < 1:
         return fail(NAME, "--count must be at least 1", 2)
-    _, spec = load(args)
+    _, spec = load(args.file)
     if args.stream not in spec.streams:
         return fail(NAME, f"mesh {spec.name!r} has no stream {args.stream!r}", 2)
-    url = cluster.cli_url(lambda: server_url(args), args.cluster, args.redis)
+    url = cluster.cli_url(lambda: server_url(args.redis), args.cluster, args.redis)
     with MeshClient(spec, url) as client:
         printed = 0
         try:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print("meshc test needs hypothesis: pip install 'meshc[test]'", file=sys.stderr)
         return 2
     from meshc.api import MeshError
-    from meshc.commands.validate import emit
+    from meshc.commands.output import cannot_open, emit
     from meshc.runtime.connect import MeshOpsError
     from meshc.testing.outcome import RunSettings
     from meshc.testing.report import format_report
@@ -63,10 +63,9 @@ def run(args: argparse.Namespace) -> int:
                 args.file, settings, agent=args.agent, redis_url=args.redis, progress=progress
             )
     except OSError as err:
-        print(f"{args.file}: error: cannot open: {err.strerror or err}", file=sys.stderr)
-        return 2
+        return cannot_open(args.file, err)
     except MeshError as err:
-        emit([err.analysis], argparse.Namespace(format="text", color="auto"))
+        emit([err.analysis])
         return 1
     except (UnknownAgent, ServerInUse, MeshOpsError) as err:
         print(f"meshc test: {err}", file=sys.stderr)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from meshc.core import CoreMesh
 from meshc.diagnostics import Diagnostic
-from meshc.expand import CoreMesh
 from meshc.render.dot import dot
 from meshc.render.engine import GraphvizError, graphviz_command, run_graphviz
 from meshc.render.html import report

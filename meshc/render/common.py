@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import networkx as nx
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 from meshc.graph import AGENT, build, topological_order, writers
 
 WRITE = "write"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 from meshc.render.common import COLORS, LEGEND, WRITE, Edge, Topology, topology, unique_ids
 from meshc.render.live import LiveStats
 

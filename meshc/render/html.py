@@ -10,8 +10,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
+from meshc.core import CoreAgent, CoreMesh, CoreStream
 from meshc.diagnostics import Diagnostic
-from meshc.expand import CoreAgent, CoreMesh, CoreStream
 from meshc.graph import readers, writers
 from meshc.model import POLICY_DEFAULTS
 from meshc.render.common import COLORS, Topology, topology

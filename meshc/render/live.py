@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 from meshc.runtime import cluster, keys
 from meshc.runtime.errors import MeshRuntimeError
 from redis.exceptions import RedisClusterException

@@ -7,7 +7,7 @@ names (``s_doc_review_tasks``); the real name is the first line of the label.
 
 from __future__ import annotations
 
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 from meshc.render.common import COLORS, LEGEND, WRITE, Edge, Topology, topology, unique_ids
 from meshc.render.live import LiveStats
 

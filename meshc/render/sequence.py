@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from meshc.expand import CoreAgent, CoreMesh
+from meshc.core import CoreAgent, CoreMesh
 from meshc.render.common import Topology, agent_depths, topology
 
 INDENT = "    "

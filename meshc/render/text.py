@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 from meshc.render.common import Topology, topology
 from meshc.render.live import LiveStats
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from meshc.api import Analysis, MeshError, analyze_file
 from meshc.codegen.build import build_cached
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 from meshc.runtime.builtins import BUILTINS
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.spec import AgentSpec, MeshSpec

@@ -23,7 +23,7 @@ from typing import Any
 
 from hypothesis import reject
 from hypothesis import strategies as st
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 from meshc.runtime.context import Joined
 from meshc.runtime.spec import MeshSpec
 from meshc.testing.meshgen import meshes

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from meshc.api import analyze_file
-from meshc.expand import CoreMesh
+from meshc.core import CoreMesh
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"

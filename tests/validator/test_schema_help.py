@@ -5,7 +5,6 @@ dataclasses, which name their errors differently) and what nests in them (models
 from __future__ import annotations
 
 import pytest
-
 from meshc.api import analyze_text
 
 HEAD = """\
