@@ -444,7 +444,7 @@ def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _worker(args: argparse.Namespace) -> None:
     use_meshc_from(args.meshc)
-    from meshc.runtime.worker import run_agent
+    from meshc.runtime.agent import run_agent
 
     mesh = review_mesh(args.mode, args.replicas, args.concurrency)
     handler = HANDLERS[args.mode] if args.agent in LANES else None

@@ -19,9 +19,10 @@ from typing import Any, cast
 
 from meshc.codegen.build import Built, build_cached
 from meshc.commands.run import worker_env
-from meshc.runtime.client import MeshClient, RawEntry, Submitted, id_order, stream_keys
+from meshc.runtime.client import MeshClient, RawEntry, Submitted, stream_keys
 from meshc.runtime.launch import run_mesh
 from meshc.runtime.spec import MeshSpec
+from meshc.runtime.wire import id_order
 
 MESH_FILE = "doc_review.yaml"
 LLM_MESH_FILE = "doc_review_llm.yaml"

@@ -5,6 +5,7 @@ read stream entries."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,20 @@ async def running(*workers: Worker) -> AsyncIterator[list[asyncio.Task[None]]]:
         for w in workers:
             w.request_stop()
         await asyncio.gather(*tasks)
+
+
+@asynccontextmanager
+async def in_thread(w: Worker) -> AsyncIterator[None]:
+    """Run a worker on an event loop of its own thread (a process of its own, as far as
+    stalling goes: a handler that blocks that loop stalls this worker alone)."""
+    thread = threading.Thread(target=asyncio.run, args=(w.run(),), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        w.request_stop()
+        while thread.is_alive():
+            await asyncio.sleep(0.02)
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:

@@ -19,9 +19,10 @@ from typing import Any
 
 import redis
 from meshc.runtime import cluster, keys, llm_store
-from meshc.runtime.client import Entry, decode_entry, group_lag, id_order, read_range, stream_keys
+from meshc.runtime.client import Entry, decode_entry, group_lag, read_range, stream_keys
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import AgentSpec, MeshSpec
+from meshc.runtime.wire import id_order
 
 log = logging.getLogger("meshc.admin")
 TRIM_CHUNK = 10_000

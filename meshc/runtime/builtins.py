@@ -7,14 +7,12 @@ exactly like user code; the registry maps the names a mesh file may use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from meshc.runtime.context import Context, Joined
 from meshc.runtime.errors import ConfigError
+from meshc.runtime.lane import Lane
 from pydantic import BaseModel
-
-if TYPE_CHECKING:
-    from meshc.runtime.worker import Worker
 
 
 def fanout(payload: BaseModel, ctx: Context) -> None:
@@ -47,11 +45,11 @@ class Bound(Protocol):
 class WorkerBuiltin:
     """A built-in that needs its worker's own resources (its Redis client, its mesh).
 
-    The worker calls ``bind(worker)`` once and runs the handler that returns; calling
+    The worker calls ``bind(lane)`` once and runs the handler that returns; calling
     the unbound built-in is a mistake, reported as such.
     """
 
-    def bind(self, worker: Worker) -> Bound:
+    def bind(self, lane: Lane) -> Bound:
         raise NotImplementedError
 
     def __call__(self, payload: Any, ctx: Context) -> Any:
@@ -62,10 +60,10 @@ class Llm(WorkerBuiltin):
     """``handler: llm``: see ``meshc.runtime.llm``. Imported on bind, since ``openai`` is
     slow to import and only LLM agents need it."""
 
-    def bind(self, worker: Worker) -> Bound:
+    def bind(self, lane: Lane) -> Bound:
         from meshc.runtime.llm import LlmHandler
 
-        return LlmHandler(worker)
+        return LlmHandler(lane)
 
     def __repr__(self) -> str:
         return "llm"

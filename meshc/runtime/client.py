@@ -22,7 +22,7 @@ import redis
 from meshc.runtime import cluster, keys, replicas
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE
+from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE, id_order
 from pydantic import BaseModel, ValidationError
 
 PIPELINE_CHUNK = 500
@@ -129,12 +129,6 @@ def read_range(
 def stream_keys(mesh: MeshSpec, stream: str) -> list[str]:
     """Every server key of a logical stream: one per partition."""
     return [keys.stream_key(stream, mesh.name, p, mesh.partitions) for p in range(mesh.partitions)]
-
-
-def id_order(entry_id: str) -> tuple[int, int]:
-    """Sort key of an entry id (``ms-seq``), since ids do not sort as strings."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def stream_backlog(r: redis.Redis, key: str, cap: int = 100_000) -> int:

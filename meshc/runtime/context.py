@@ -8,7 +8,7 @@ that did it, and nothing invalid can reach the commit script.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,12 +143,28 @@ class Joined:
 
 
 class Call:
-    """One handler invocation and its outcome, filled in by the executor."""
+    """One handler invocation and its outcome, filled in by a runner (``calls.py``).
 
-    __slots__ = ("payload", "ctx", "result", "error")
+    ``then`` is called on the event loop when the call finished (or was abandoned at
+    its deadline); ``tag`` is what the caller needs back (the delivery, the join).
+    ``started`` and ``took`` are monotonic seconds; ``expired`` marks a deadline hit.
+    """
 
-    def __init__(self, payload: Any, ctx: Context) -> None:
+    __slots__ = ("payload", "ctx", "result", "error", "then", "tag", "started", "took", "expired")
+
+    def __init__(
+        self,
+        payload: Any,
+        ctx: Context,
+        then: Callable[[Call], None] | None = None,
+        tag: Any = None,
+    ) -> None:
         self.payload = payload
         self.ctx = ctx
         self.result: Any = None
         self.error: BaseException | None = None
+        self.then = then
+        self.tag = tag
+        self.started = 0.0
+        self.took = 0.0
+        self.expired = False

@@ -1,16 +1,17 @@
-"""Aggregator joins (DESIGN.md section 5, "Joins"): exactly once and crash-safe.
+"""Aggregator joins (docs/design.md, "Joins"): exactly once and crash-safe.
 
-1. STORE, one script per batch and partition: XACK each partial and, only if that
-   acknowledged it and the join is not done, HSET lane -> raw JSON in the join's hash
-   and start its deadline (ZADD NX, server time + ``join.timeout``). When the hash
-   then holds every lane, the script returns it. A partial for a done join is
-   acknowledged and counted in the ``late`` counter instead.
+1. STORE, one script per partition for the partials that arrived together: XACK
+   each partial and, only if that acknowledged it and the join is not done, HSET
+   lane -> raw JSON in the join's hash and start its deadline (ZADD NX, server time +
+   ``join.timeout``). When the hash then holds every lane, the script returns it. A
+   partial for a done join is acknowledged and counted in the ``late`` counter instead.
 2. The worker runs the merge handler on what came back (user code stays out of
    scripts: it may be slow, async, or fail).
-3. EMIT, one script per batch and partition: only if the join is not done AND still
-   holds exactly the parts the merge saw, set ``done`` (with a TTL), delete the hash
-   and the deadline, and XADD the result. Otherwise it answers ``done`` (another
-   replica emitted first: drop ours) or ``changed`` (a part arrived: merge again).
+3. EMIT, one script per partition for the merges that finished together: only if
+   the join is not done AND still holds exactly the parts the merge saw, set ``done``
+   (with a TTL), delete the hash and the deadline, and XADD the result. Otherwise it
+   answers ``done`` (another replica emitted first: drop ours) or ``changed`` (a part
+   arrived: merge again).
 4. Nothing is lost if a worker dies between 1 and 3: the join keeps its deadline,
    and at that deadline any replica's sweeper merges what is stored (``missing``
    naming absent lanes) and runs the same EMIT. A merge that raises is retried after
@@ -21,24 +22,37 @@ one sees a full hash; even if both merged, EMIT's ``done`` check lets one result
 A join key value containing braces would break the partition hash tag, so such keys
 are replaced by their SHA-1. The ``done`` marker lives ``settings["join_done_ttl"]``
 seconds (default one day): a partial arriving later than that starts a new join.
+
+Partials and merges flow through the worker's window like any call: a partial is
+held until its STORE is written, a merge until its EMIT is (``lane.Lane``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
 
 import orjson
 from meshc.runtime import keys, scripts
+from meshc.runtime.commit import Flusher
 from meshc.runtime.context import Call, Context, Joined
 from meshc.runtime.errors import ConfigError
-from meshc.runtime.wire import AGENT, DATA, TRACE, Delivery, short_error, text
+from meshc.runtime.lane import Lane
+from meshc.runtime.wire import (
+    AGENT,
+    DATA,
+    ERROR,
+    JOIN,
+    SOURCE_ID,
+    SOURCE_STREAM,
+    TRACE,
+    Delivery,
+    short_error,
+    text,
+    took_ms,
+)
 from pydantic import BaseModel
-
-if TYPE_CHECKING:
-    from meshc.runtime.worker import Worker
 
 DUE_LIMIT = 100
 MERGE_ROUNDS = 3
@@ -51,9 +65,10 @@ class JoinState:
     partition: int
     jid: bytes
     fields: dict[bytes, bytes]
+    rounds: int = 0
 
 
-def join_id(values: list[Any]) -> str:
+def join_id(values: list[object]) -> str:
     """The join's identity in key names: compact JSON of the key values, brace-free."""
     raw = orjson.dumps(values).decode()
     if "{" in raw or "}" in raw:
@@ -61,70 +76,78 @@ def join_id(values: list[Any]) -> str:
     return raw
 
 
+@dataclass
+class _Batch:
+    """Script calls by partition, and what each call's reply is about."""
+
+    calls: dict[int, scripts.ScriptCall] = field(default_factory=dict)
+    about: dict[int, list[JoinState]] = field(default_factory=dict)
+    settled: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.calls)
+
+
 class JoinEngine:
     """The aggregator side of a worker: store partials, merge, emit once, sweep timeouts."""
 
-    def __init__(self, worker: Worker) -> None:
-        spec = worker.spec
+    def __init__(self, lane: Lane) -> None:
+        spec = lane.spec
         if spec.join is None:
             raise ConfigError(f"aggregator {spec.name!r} has no join")
         unknown = [s for s in spec.reads if s not in spec.join.lanes]
         if unknown:
             raise ConfigError(f"aggregator {spec.name!r}: no lane for streams {unknown}")
-        self.w = worker
+        self.lane = lane
         self.on = spec.join.on
         self.lane_of = {s: spec.join.lanes[s] for s in spec.reads}
-        self.lane_models = {self.lane_of[s]: worker.in_models[s] for s in spec.reads}
+        self.lane_models = {self.lane_of[s]: lane.in_models[s] for s in spec.reads}
         self.timeout_ms = int(spec.join.timeout * 1000)
         self.ttl = int(spec.settings.get("join_done_ttl", 86_400))
         self.interval = max(
             0.05, min(1.0, spec.join.timeout / 4, spec.policy.visibility_timeout / 2)
         )
         self.sweep_at = 0.0
-        self.deadlines = {p: self._private("join-deadlines", p) for p in worker.partitions}
-        mesh, parts = worker.mesh, worker.mesh.partitions
+        self.deadlines = {p: self._private("join-deadlines", p) for p in lane.partitions}
+        mesh, parts = lane.mesh, lane.mesh.partitions
         self.late = {
-            p: keys.late_counter(mesh.name, spec.name, p, parts).encode() for p in worker.partitions
+            p: keys.late_counter(mesh.name, spec.name, p, parts).encode() for p in lane.partitions
         }
+        self.stores: Flusher[_Batch] = Flusher(_Batch, self._send_store, lane.fail)
+        self.emits: Flusher[_Batch] = Flusher(_Batch, self._send_emit, lane.fail)
 
     def _private(self, what: str, partition: int) -> bytes:
-        m = self.w.mesh
-        return keys.private_key(m.name, self.w.spec.name, what, partition, m.partitions).encode()
+        m = self.lane.mesh
+        return keys.private_key(m.name, self.lane.spec.name, what, partition, m.partitions).encode()
 
     def _state_keys(self, jid: str | bytes, partition: int) -> tuple[bytes, bytes]:
         name = jid.decode() if isinstance(jid, bytes) else jid
         return self._private("join:" + name, partition), self._private("done:" + name, partition)
 
-    async def handle(self, deliveries: list[Delivery]) -> None:
-        """Store a batch of partials; merge and emit the joins it completed."""
-        batch = self.w.new_batch()
-        stores: dict[int, scripts.ScriptCall] = {}
-        for d in deliveries:
-            payload = self.w.admit(d, batch)
-            if payload is not None:
-                self._store(d, payload, stores)
-        await self.w.commit(batch)
-        if not stores:
-            return
-        calls = [(c.keys, c.args) for c in stores.values()]
-        replies = await self.w.retrying(scripts.join_store, calls)
-        states: dict[tuple[int, bytes], JoinState] = {}
-        for (p, call), (late, stale, complete) in zip(stores.items(), replies, strict=True):
-            self.w.stats.late += int(late)
-            self.w.stats.duplicates += int(stale)
-            self.w.stats.committed += (len(call.args) - 3) // 8 - int(late) - int(stale)
-            for i in range(0, len(complete), 2):
-                states[(p, complete[i])] = JoinState(p, complete[i], _pairs(complete[i + 1]))
-        await self._merge(list(states.values()))
+    async def wait(self) -> None:
+        """Until every STORE and EMIT queued so far is written."""
+        while self.stores.busy or self.emits.busy:
+            await self.stores.wait()
+            await self.emits.wait()
 
-    def _store(
-        self, d: Delivery, payload: BaseModel, stores: dict[int, scripts.ScriptCall]
-    ) -> None:
+    # -- partials -------------------------------------------------------------------
+
+    def accept(self, deliveries: list[Delivery]) -> None:
+        """Queue the STORE of each valid partial (the rest are dead-lettered)."""
+        batch: _Batch | None = None
+        for d in deliveries:
+            payload = self.lane.admit(d)
+            if payload is None:
+                continue
+            batch = batch or self.stores.open()
+            self._store(d, payload, batch)
+
+    def _store(self, d: Delivery, payload: BaseModel, batch: _Batch) -> None:
         p = d.partition
-        call = stores.get(p)
+        call = batch.calls.get(p)
         if call is None:
-            head = (self.w.spec.name, len(self.lane_models), self.timeout_ms)
-            call = stores[p] = scripts.ScriptCall(head, (self.deadlines[p], self.late[p]))
+            head = (self.lane.spec.name, len(self.lane_models), self.timeout_ms)
+            call = batch.calls[p] = scripts.ScriptCall(head, (self.deadlines[p], self.late[p]))
         values = payload.model_dump(mode="json", include=set(self.on))
         # One join per task: the partials of a task share its trace, so a task submitted
         # again later (same key values, new trace) is joined afresh, not counted as late.
@@ -140,59 +163,40 @@ class JoinEngine:
             d.fields[DATA],
             d.trace,
         )
+        batch.settled.append((d.key, d.entry_id))
 
-    async def sweep(self) -> None:
-        """Merge and emit every join whose deadline passed (any replica may do it)."""
-        self.sweep_at = time.monotonic() + self.interval
-        parts = self.w.partitions
-        calls = [((self.deadlines[p],), (DUE_LIMIT,)) for p in parts]
-        replies = await scripts.join_due.many(self.w.redis, calls)
-        due = [(p, jid) for p, jids in zip(parts, replies, strict=True) for jid in jids]
-        if any(len(r) >= DUE_LIMIT for r in replies):
-            self.sweep_at = time.monotonic()
-        if due:
-            await self._merge(await self._load(due))
+    async def _send_store(self, batch: _Batch) -> None:
+        lane = self.lane
+        parts = list(batch.calls)
+        replies = await lane.retrying(
+            scripts.join_store, [(c.keys, c.args) for c in batch.calls.values()]
+        )
+        complete: list[JoinState] = []
+        for p, call, (late, stale, done) in zip(parts, batch.calls.values(), replies, strict=True):
+            lane.stats.late += int(late)
+            lane.stats.duplicates += int(stale)
+            lane.stats.committed += (len(call.args) - 3) // 8 - int(late) - int(stale)
+            for i in range(0, len(done), 2):
+                complete.append(JoinState(p, done[i], _pairs(done[i + 1])))
+        lane.settled(batch.settled)
+        self.merge(complete)
 
-    async def _load(self, due: list[tuple[int, bytes]]) -> list[JoinState]:
-        pipe = self.w.redis.pipeline(transaction=False)
-        for p, jid in due:
-            pipe.hgetall(self._state_keys(jid, p)[0])
-        states = []
-        for (p, jid), fields in zip(due, await pipe.execute(), strict=True):
-            if fields:
-                states.append(JoinState(p, jid, fields))
-            else:  # emitted or cleared elsewhere: only the deadline is left over
-                await self.w.redis.zrem(self.deadlines[p], jid)
-        return states
+    # -- merges ---------------------------------------------------------------------
 
-    async def _merge(self, states: list[JoinState]) -> None:
-        """Run the merge handler and EMIT; re-merge joins that changed meanwhile."""
-        for _ in range(MERGE_ROUNDS):
-            if not states:
-                return
-            calls = []
-            for s in states:
-                try:
-                    calls.append((s, self._call(s)))
-                except Exception as exc:  # stored state that no longer fits its model
-                    await self._fail(s, exc)
-            await self.w.executor.run([call for _, call in calls])
-            emits: dict[int, tuple[scripts.ScriptCall, list[JoinState]]] = {}
-            for s, call in calls:
-                await self._settle(s, call, emits)
-            if not emits:
-                return
-            pairs = [(c.keys, c.args) for c, _ in emits.values()]
-            replies = await self.w.retrying(scripts.join_emit, pairs)
-            changed = []
-            for (_, sent), statuses in zip(emits.values(), replies, strict=True):
-                for s, status in zip(sent, statuses, strict=True):
-                    self.w.stats.joins_emitted += status == b"emitted"
-                    if status == b"changed":
-                        changed.append((s.partition, s.jid))
-            states = await self._load(changed) if changed else []
+    def merge(self, states: list[JoinState]) -> None:
+        """Start the merge handler on each join (it holds a place in the window)."""
+        calls = []
+        for s in states:
+            try:
+                calls.append(Call(self._joined(s), self._context(s), self._merged, s))
+            except Exception as exc:  # stored state that no longer fits its model
+                self.lane.hold(1)
+                self.lane.spawn(self._fail(s, exc))
+        if calls:
+            self.lane.hold(len(calls))
+            self.lane.start(calls)
 
-    def _call(self, s: JoinState) -> Call:
+    def _joined(self, s: JoinState) -> Joined:
         parts = {
             lane: model.model_validate_json(s.fields[lane.encode()])
             for lane, model in self.lane_models.items()
@@ -201,25 +205,23 @@ class JoinEngine:
         first = next(iter(parts.values()))
         key = first.model_dump(mode="json", include=set(self.on))
         missing = tuple(lane for lane in self.lane_models if lane not in parts)
+        return Joined({k: key[k] for k in self.on if k in key}, parts, missing)
+
+    def _context(self, s: JoinState) -> Context:
         f = s.fields
-        ctx = Context(
-            self.w.spec,
-            self.w.out_models,
-            self.w.log,
-            trace=f[b".trace"].decode(),
+        return Context(
+            self.lane.spec,
+            self.lane.out_models,
+            self.lane.log,
+            trace=f[b".trace"].decode("utf-8", "replace"),
             entry_id=f[b".parent"].decode(),
             attempt=int(f.get(b".fails", b"0")) + 1,
             stream="",
             partition=s.partition,
         )
-        return Call(Joined({k: key[k] for k in self.on if k in key}, parts, missing), ctx)
 
-    async def _settle(
-        self,
-        s: JoinState,
-        call: Call,
-        emits: dict[int, tuple[scripts.ScriptCall, list[JoinState]]],
-    ) -> None:
+    def _merged(self, call: Call) -> None:
+        s: JoinState = call.tag
         outputs: list[tuple[str, bytes]] = []
         if call.error is None:
             try:
@@ -227,12 +229,16 @@ class JoinEngine:
             except Exception as exc:
                 call.error = exc
         if call.error is not None:
-            await self._fail(s, call.error)
+            self.lane.spawn(self._fail(s, call.error))
             return
+        batch = self.emits.open()
         p = s.partition
-        if p not in emits:
-            emits[p] = (scripts.ScriptCall((self.w.spec.name, self.ttl), (self.deadlines[p],)), [])
-        c, sent = emits[p]
+        c = batch.calls.get(p)
+        if c is None:
+            head: tuple[scripts.Arg, ...] = (self.lane.spec.name, self.ttl)
+            head += (len(self.lane.header) // 2, *self.lane.header)
+            c = batch.calls[p] = scripts.ScriptCall(head, (self.deadlines[p],))
+            batch.about[p] = []
         hash_key, done_key = self._state_keys(s.jid, p)
         f = s.fields
         c.args += (
@@ -243,42 +249,101 @@ class JoinEngine:
             f[b".trace"],
             f[b".parent"],
             call.ctx.attempt,
+            took_ms(call.took),
             len(outputs),
         )
         for stream, data in outputs:
-            c.args += (c.key(self.w.key(stream, p)), data)
-        sent.append(s)
+            c.args += (c.key(self.lane.key(stream, p)), data)
+        batch.about[p].append(s)
+
+    async def _send_emit(self, batch: _Batch) -> None:
+        lane = self.lane
+        replies = await lane.retrying(
+            scripts.join_emit, [(c.keys, c.args) for c in batch.calls.values()]
+        )
+        changed: list[JoinState] = []
+        done = 0
+        for p, statuses in zip(batch.calls, replies, strict=True):
+            for s, status in zip(batch.about[p], statuses, strict=True):
+                lane.stats.joins_emitted += status == b"emitted"
+                if status == b"changed" and s.rounds + 1 < MERGE_ROUNDS:
+                    changed.append(s)
+                else:
+                    done += 1
+        lane.release(done + len(changed))
+        if changed:
+            self.merge(await self._reload(changed))
+
+    async def _reload(self, states: list[JoinState]) -> list[JoinState]:
+        fresh = await self._load([(s.partition, s.jid) for s in states])
+        rounds = {(s.partition, s.jid): s.rounds + 1 for s in states}
+        for s in fresh:
+            s.rounds = rounds.get((s.partition, s.jid), 0)
+        return fresh
+
+    # -- timeouts -------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Merge and emit every join whose deadline passed (any replica may do it)."""
+        self.sweep_at = time.monotonic() + self.interval
+        parts = self.lane.partitions
+        calls = [((self.deadlines[p],), (DUE_LIMIT,)) for p in parts]
+        replies = await scripts.join_due.many(self.lane.redis, calls)
+        due = [(p, jid) for p, jids in zip(parts, replies, strict=True) for jid in jids]
+        if any(len(r) >= DUE_LIMIT for r in replies):
+            self.sweep_at = time.monotonic()
+        if due:
+            self.merge(await self._load(due))
+
+    async def _load(self, due: list[tuple[int, bytes]]) -> list[JoinState]:
+        redis = self.lane.redis
+        pipe = redis.pipeline(transaction=False)
+        for p, jid in due:
+            pipe.hgetall(self._state_keys(jid, p)[0])
+        states = []
+        for (p, jid), fields in zip(due, await pipe.execute(), strict=True):
+            if fields:
+                states.append(JoinState(p, jid, fields))
+            else:  # emitted or cleared elsewhere: only the deadline is left over
+                await redis.zrem(self.deadlines[p], jid)
+        return states
 
     async def _fail(self, s: JoinState, error: BaseException) -> None:
         """Retry the join after ``visibility_timeout``, or dead-letter its parts."""
-        w, p, f = self.w, s.partition, s.fields
-        w.stats.failed += 1
-        w.log.warning(
-            "merge failed for join %s: %s", s.jid.decode(), short_error(error), exc_info=error
-        )
-        hash_key, done_key = self._state_keys(s.jid, p)
-        parts = {k.decode(): orjson.Fragment(v) for k, v in f.items() if not k.startswith(b".")}
-        head = (s.jid, w.policy.max_deliveries, int(w.policy.visibility_timeout * 1000), self.ttl)
-        fields = (
-            DATA,
-            orjson.dumps(parts),
-            b"error",
-            short_error(error).encode(),
-            b"source_stream",
-            b"",
-            b"source_id",
-            f.get(b".parent", b""),
-            TRACE,
-            f.get(b".trace", b""),
-            AGENT,
-            w.spec.name.encode(),
-            b"join",
-            s.jid,
-        )
-        keys_ = (self.deadlines[p], hash_key, done_key, w.dlq_keys[p])
-        if await w.retrying(scripts.join_fail, [(keys_, (*head, *fields))]) == [2]:
-            w.stats.dead_lettered += 1
-            w.log.error("join %s dead-lettered after repeated merge failures", s.jid.decode())
+        lane, p, f = self.lane, s.partition, s.fields
+        try:
+            lane.stats.failed += 1
+            lane.log.warning(
+                "merge failed for join %s: %s", s.jid.decode(), short_error(error), exc_info=error
+            )
+            hash_key, done_key = self._state_keys(s.jid, p)
+            parts = {k.decode(): orjson.Fragment(v) for k, v in f.items() if not k.startswith(b".")}
+            policy = lane.policy
+            head = (s.jid, policy.max_deliveries, int(policy.visibility_timeout * 1000), self.ttl)
+            fields = (
+                DATA,
+                orjson.dumps(parts),
+                ERROR,
+                short_error(error).encode(),
+                SOURCE_STREAM,
+                b"",
+                SOURCE_ID,
+                f.get(b".parent", b""),
+                TRACE,
+                f.get(b".trace", b""),
+                AGENT,
+                lane.spec.name.encode(),
+                JOIN,
+                s.jid,
+            )
+            keys_ = (self.deadlines[p], hash_key, done_key, lane.dlq_keys[p])
+            if await lane.retrying(scripts.join_fail, [(keys_, (*head, *fields))]) == [2]:
+                lane.stats.dead_lettered += 1
+                lane.log.error(
+                    "join %s dead-lettered after repeated merge failures", s.jid.decode()
+                )
+        finally:
+            lane.release(1)
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:

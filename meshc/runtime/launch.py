@@ -3,7 +3,9 @@
 ``python -m <pkg>.agents.<agent>`` calls :func:`agent_main`; ``python -m <pkg>``
 calls :func:`mesh_main`, which starts every agent's replicas as processes and
 restarts any that die. The server URL (with an agent's credentials when ACLs are on)
-travels to children in the environment, never on the command line.
+travels to a supervised worker on its stdin, never in its environment or on its
+command line. Each replica has a stable consumer name (host, agent, replica number),
+so the process that replaces a dead one finds what it held (``recovery``).
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from meshc.runtime import cluster
+from meshc.runtime.agent import RECOVER_ENV, run_agent
 from meshc.runtime.connect import MeshOpsError
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.supervisor import SupervisorEvent, WorkerCommand, supervise
-from meshc.runtime.worker import run_agent
+from meshc.runtime.supervisor import SECRET_ENV, SupervisorEvent, WorkerCommand, supervise
 
 URL_ENV = "MESHC_WORKER_URL"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,7 +49,8 @@ def agent_main(
     args = parser.parse_args(argv)
     _logging(args.verbose)
     try:
-        url = args.redis or os.environ.get(URL_ENV) or _resolve(start=False)
+        secret = sys.stdin.readline().strip() if os.environ.get(SECRET_ENV) == "1" else None
+        url = args.redis or secret or os.environ.get(URL_ENV) or _resolve(start=False)
         url = cluster.as_cluster_url(url) if args.cluster else url
         parts = cluster.parse_partitions(args.partitions) if args.partitions else None
     except (MeshOpsError, ConfigError) as err:
@@ -71,18 +75,28 @@ def worker_commands(
     """One command per replica of every agent that reads something (serving only
     ``partitions`` when given: another machine serves the rest)."""
     served = ["--partitions", ",".join(map(str, partitions))] if partitions else []
+    host = socket.gethostname()
     commands = []
     for name in sorted(mesh.agents):
         spec = mesh.agents[name]
         if not spec.reads:
             continue
-        env = {**(extra_env or {}), URL_ENV: url_for(name)}
+        env = {**(extra_env or {}), RECOVER_ENV: "1"}
         for replica in range(spec.policy.replicas):
+            consumer = f"{host}-{name}-{replica}"
             commands.append(
                 WorkerCommand(
                     name=f"{name}#{replica}" if spec.policy.replicas > 1 else name,
-                    argv=[sys.executable, "-m", f"{package}.agents.{name}", *served],
+                    argv=[
+                        sys.executable,
+                        "-m",
+                        f"{package}.agents.{name}",
+                        "--consumer",
+                        consumer,
+                        *served,
+                    ],  # fmt: skip
                     env=env,
+                    secret=url_for(name),
                 )
             )
     return commands

@@ -21,22 +21,21 @@ mesh at another server or model without recompiling (``demo_overrides``).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any
 
 import openai
 from jinja2 import TemplateError
 from meshc.runtime.context import Context
 from meshc.runtime.errors import ConfigError, PermanentError
+from meshc.runtime.lane import Lane
 from meshc.runtime.llm_call import Completion, ModelCaller
 from meshc.runtime.llm_prompt import Prompt, ReplyError, clip, digest
 from meshc.runtime.llm_store import Limits, SharedState
-from meshc.runtime.spec import AgentSpec, MeshSpec
+from meshc.runtime.spec import AgentSpec
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
 BASE_URL_ENV = "MESHC_LLM_BASE_URL"
 MODEL_ENV = "MESHC_LLM_MODEL"
@@ -44,18 +43,6 @@ DEMO_KEY_ENV = "MESHC_LLM_API_KEY"  # what meshes/doc_review_llm.yaml names
 NO_KEY = "none"  # sent when the mesh names no key variable (local servers ignore it)
 MIN_SECRET = 8  # shorter "keys" are placeholders; scrubbing them would garble messages
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-class Host(Protocol):
-    """What the handler needs from the worker that runs it."""
-
-    mesh: MeshSpec
-    spec: AgentSpec
-    out_models: dict[str, type[BaseModel]]
-    log: logging.Logger
-
-    @property
-    def redis(self) -> Redis: ...
 
 
 @dataclass(frozen=True)
@@ -138,7 +125,7 @@ def demo_overrides(
 class LlmHandler:
     """The ``llm`` handler bound to one worker (made by ``builtins.Llm.bind``)."""
 
-    def __init__(self, host: Host, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, host: Lane, environ: Mapping[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
         spec = host.spec
         if len(spec.writes) != 1:

@@ -1,25 +1,31 @@
-"""Where a worker's deliveries come from: fresh reads and reclaimed idle entries.
+"""Where a worker's deliveries come from: fresh reads, retries, and idle entries.
 
 Fresh entries come from one XREADGROUP over every input key (stream x served
-partition), so a worker with many lanes still pays one round trip per batch. Entries
-that another consumer (or this one) left pending longer than ``visibility_timeout``
-are retried: XPENDING ... IDLE finds them without touching them, and each is taken
-over (XAUTOCLAIM COUNT 1) only right before it runs, alone. Taking over counts a
-delivery, and a message that kills its worker (out of memory, a crash in a C
-extension) must count deliveries alone: taking over a whole batch at once counted one
-for every entry of it each time, so the good messages read with such a poison ran out
-of ``max_deliveries`` with it and were dead-lettered without ever finishing.
+partition), so a worker with many lanes still pays one round trip per read.
+
+Entries that were not finished come back in two ways (docs/design.md, "Failures"):
+
+- **Retries.** A call that failed is handed to the group's retry consumer
+  (:data:`RETRY_CONSUMER`) by the commit script, without counting a delivery. Once it
+  has waited ``visibility_timeout`` any replica takes such entries back, many at a
+  time: a handler that raised is known not to have killed its worker.
+- **Idle entries** of another consumer: their worker died or hung (a live worker
+  keeps its entries fresh, ``keepalive``). Nobody knows which of them killed it, so
+  each is taken over (XCLAIM, counting a delivery for it alone) only right before it
+  runs, alone: taking over a batch at once counted one for every entry of it each
+  time, and the good messages read with a poison ran out of ``max_deliveries`` with it.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from meshc.runtime.spec import Policy
-from meshc.runtime.wire import Delivery, text
+from meshc.runtime.wire import Delivery, id_order, text
 from redis.asyncio import Redis
+
+PENDING_PAGE = 1000
 
 
 class Reader:
@@ -38,10 +44,8 @@ class Reader:
         self.inputs = inputs
         self.policy = policy
         self.log = log
-        self.reclaim_at = 0.0  # monotonic time of the next reclaim pass; 0: at start
-        self.count = policy.batch  # entries per read; the worker lowers it for slow handlers
+        self.count = policy.batch  # entries per read; the worker sets it to its free room
         self._streams: dict[Any, Any] = dict.fromkeys(inputs, b">")
-        self._cursors: dict[bytes, bytes] = {}
 
     async def create_groups(self, r: Redis) -> None:
         """One group per (input key, agent), from ``0`` so nothing written before is
@@ -69,51 +73,54 @@ class Reader:
         returns what it got; the cluster reader keeps reads in flight)."""
         return []
 
-    async def reclaim(self, r: Redis) -> list[tuple[bytes, bytes]]:
-        """Entries idle past ``visibility_timeout``, as (key, id), oldest first per key.
-
-        Nothing is claimed here (see :meth:`take`). Runs every ``visibility_timeout /
-        2``, or again at once while a key has more idle entries than one batch.
-        """
+    async def pending(
+        self, r: Redis, consumer: str | None, idle_ms: int, limit: int
+    ) -> list[tuple[bytes, bytes, str, int]]:
+        """Pending entries idle at least ``idle_ms`` (of ``consumer``, or of anyone), as
+        (key, id, owner, deliveries), oldest first per key; at most ``limit`` per key."""
         pipe = r.pipeline(transaction=False)
-        idle_ms = int(self.policy.visibility_timeout * 1000)
         for key in self.inputs:
-            start = self._cursors.get(key, b"-")
-            pipe.xpending_range(key, self.group, start, b"+", self.policy.batch, idle=idle_ms)
-        found: list[tuple[bytes, bytes]] = []
-        more = False
+            pipe.xpending_range(
+                key, self.group, b"-", b"+", limit, consumername=consumer, idle=idle_ms or None
+            )
+        found: list[tuple[bytes, bytes, str, int]] = []
         for key, rows in zip(self.inputs, await pipe.execute(), strict=True):
-            full = len(rows) >= self.policy.batch
-            self._cursors[key] = b"(" + rows[-1]["message_id"] if full else b"-"
-            more = more or full
-            found += [(key, row["message_id"]) for row in rows]
-        interval = max(0.05, self.policy.visibility_timeout / 2)
-        self.reclaim_at = time.monotonic() + (0.0 if more else interval)
+            found += [
+                (key, row["message_id"], text(row["consumer"]), int(row["times_delivered"]))
+                for row in rows
+            ]
         return found
 
-    async def take(self, r: Redis, key: bytes, entry_id: bytes) -> Delivery | None:
-        """Claim one idle entry, counting a delivery for it alone: XAUTOCLAIM COUNT 1
-        from ``entry_id`` (that entry, or the next idle one if another replica took or
-        finished it meanwhile); None when none is left. Pending entries trimmed away
-        are dropped by the server as it scans them; logged, since their work is lost.
-        """
-        idle_ms = int(self.policy.visibility_timeout * 1000)
+    async def claim(
+        self, r: Redis, key: bytes, rows: list[tuple[bytes, int]], min_idle_ms: int, *, count: bool
+    ) -> list[Delivery]:
+        """Take over the entries ``rows`` (id, deliveries so far) of ``key`` if still idle
+        ``min_idle_ms``, counting a delivery for each when ``count`` (else their counts
+        stay as they are). What is not returned was taken by another consumer
+        meanwhile, or trimmed away while pending (the server drops those from the
+        pending list: their work is lost)."""
+        by_count: dict[int, list[Any]] = {}
+        for eid, n in rows:
+            by_count.setdefault(n, []).append(eid)
         pipe = r.pipeline(transaction=False)
-        pipe.xautoclaim(key, self.group, self.consumer, idle_ms, entry_id, 1)
-        pipe.xpending_range(key, self.group, entry_id, entry_id, 1)
-        (_, claimed, deleted), rows = await pipe.execute()
-        if deleted:
-            self.log.warning(
-                "%d pending entries of %s were trimmed away before they were handled: %s",
-                len(deleted),
-                text(key),
-                [text(d) for d in deleted[:10]],
-            )
-        if not claimed:
-            return None
-        eid, fields = claimed[0]
-        if eid != entry_id:
-            rows = await r.xpending_range(key, self.group, eid, eid, 1)
+        for n, ids in by_count.items():
+            extra: dict[str, Any] = {} if count else {"retrycount": n}
+            pipe.xclaim(key, self.group, self.consumer, min_idle_ms, ids, **extra)
         stream, p = self.inputs[key]
-        attempt = int(rows[0]["times_delivered"]) if rows else 1
-        return Delivery(key, stream, p, eid, fields or {}, attempt)
+        out: list[Delivery] = []
+        for n, claimed in zip(by_count, await pipe.execute(), strict=True):
+            attempt = n + 1 if count else n
+            out += [
+                Delivery(key, stream, p, eid, fields or {}, attempt)
+                for eid, fields in claimed
+                if eid is not None
+            ]
+        if len(out) < len(rows):
+            self.log.debug(
+                "%d of %d entries of %s were taken elsewhere or trimmed away",
+                len(rows) - len(out),
+                len(rows),
+                text(key),
+            )
+        out.sort(key=lambda d: id_order(d.entry_id))
+        return out

@@ -16,29 +16,45 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from meshc.runtime.wire import Delivery
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 Arg = bytes | str | int | float
+RETRY_CONSUMER = "meshc:retry"  # holds failed entries until their retry is due
 
 _NOW_MS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# ARGV[1] group, ARGV[2] agent, then records:
-#   'r' in out attempt n (id trace data)*n  a run of inputs with one output each, all
-#                                           from key `in` to key `out`: the common case,
-#                                           3 arguments a message instead of 8
-#   'o' in id trace attempt n (out data)*n   outputs with the standard header
-#   'f' in id n (out nf field value ...)*n   free-form entries (dead letters, bare acks)
+# ARGV[1] group, ARGV[2] agent, ARGV[3] n: then n header fields (name value ...) that
+# every output carries (the writer's schema), then records:
+#   'r' in out attempt n (id trace data took)*n   a run of inputs with one output each,
+#                                                all from key `in` to key `out`: the
+#                                                common case, 4 arguments a message
+#   'o' in id trace attempt took n (out data)*n   outputs with the standard header
+#   'f' in id n (out nf field value ...)*n         free-form entries (dead letters, acks)
+#   'p' in id me                                   a failed call: hand the entry to the
+#                                                retry consumer (if `me` still holds it),
+#                                                counting no delivery; nothing is acked
+# `took` is the handler's time in ms, or '' (under a millisecond: no field).
 # Returns {acked, skipped}: skipped inputs were no longer pending (another replica won).
 COMMIT = """
 local group, agent = ARGV[1], ARGV[2]
-local i, n = 3, #ARGV
+local extra = {}
+for j = 1, 2 * tonumber(ARGV[3]) do extra[j] = ARGV[3 + j] end
+local function add(dst, data, trace, id, attempt, took)
+  if took == '' then
+    redis.call('XADD', dst, '*', 'data', data, 'trace', trace, 'parent', id,
+      'agent', agent, 'attempt', attempt, unpack(extra))
+  else
+    redis.call('XADD', dst, '*', 'data', data, 'trace', trace, 'parent', id,
+      'agent', agent, 'attempt', attempt, 'took', took, unpack(extra))
+  end
+end
+local i, n = 4 + 2 * tonumber(ARGV[3]), #ARGV
 local acked, skipped = 0, 0
 while i <= n do
   local kind = ARGV[i]
@@ -49,24 +65,29 @@ while i <= n do
     for _ = 1, count do
       local id = ARGV[i]
       if redis.call('XACK', src, group, id) == 1 then
-        redis.call('XADD', dst, '*', 'data', ARGV[i+2],
-          'trace', ARGV[i+1], 'parent', id, 'agent', agent, 'attempt', attempt)
+        add(dst, ARGV[i+2], ARGV[i+1], id, attempt, ARGV[i+3])
         acked = acked + 1
       else
         skipped = skipped + 1
       end
-      i = i + 3
+      i = i + 4
     end
+  elseif kind == 'p' then
+    local src, id = KEYS[tonumber(ARGV[i+1])], ARGV[i+2]
+    local row = redis.call('XPENDING', src, group, id, id, 1)[1]
+    if row and row[2] == ARGV[i+3] then
+      redis.call('XCLAIM', src, group, '@RETRY', 0, id, 'JUSTID')
+    end
+    i = i + 4
   else
     local id = ARGV[i+2]
     local ok = redis.call('XACK', KEYS[tonumber(ARGV[i+1])], group, id)
     if kind == 'o' then
-      local trace, attempt, nout = ARGV[i+3], ARGV[i+4], tonumber(ARGV[i+5])
-      i = i + 6
+      local trace, attempt, took, nout = ARGV[i+3], ARGV[i+4], ARGV[i+5], tonumber(ARGV[i+6])
+      i = i + 7
       for _ = 1, nout do
         if ok == 1 then
-          redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1],
-            'trace', trace, 'parent', id, 'agent', agent, 'attempt', attempt)
+          add(KEYS[tonumber(ARGV[i])], ARGV[i+1], trace, id, attempt, took)
         end
         i = i + 2
       end
@@ -85,6 +106,30 @@ while i <= n do
   end
 end
 return {acked, skipped}
+""".replace("@RETRY", RETRY_CONSUMER)
+
+# KEYS: input keys. ARGV[1] group, ARGV[2] consumer, then records: key n id*n.
+# Resets the idle time of entries this consumer still holds (XCLAIM ... JUSTID, which
+# counts no delivery), so a call that runs longer than `visibility_timeout` is not
+# taken over by another replica while this one is alive. An entry another consumer
+# took meanwhile is left alone. Returns the ids no longer held.
+KEEPALIVE = """
+local group, me = ARGV[1], ARGV[2]
+local lost = {}
+local i = 3
+while i <= #ARGV do
+  local key, n = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i+1])
+  for j = i + 2, i + 1 + n do
+    local row = redis.call('XPENDING', key, group, ARGV[j], ARGV[j], 1)[1]
+    if row and row[2] == me then
+      redis.call('XCLAIM', key, group, me, 0, ARGV[j], 'JUSTID')
+    else
+      lost[#lost + 1] = ARGV[j]
+    end
+  end
+  i = i + 2 + n
+end
+return lost
 """
 
 # Join hashes hold one field per lane plus three meta fields: .trace, .parent, .fails.
@@ -121,17 +166,20 @@ return {late, stale, complete}
 )
 
 # KEYS[1] deadlines zset, then hash/done/output keys. ARGV[1] agent, ARGV[2] done ttl s,
-# then records: hash done join_id expected trace parent attempt n (out data)*n
+# ARGV[3] n, then n header fields as in COMMIT, then records:
+#   hash done join_id expected trace parent attempt took n (out data)*n
 # Emits only when the join is not done and still holds exactly `expected` parts, so
 # the result reflects what was stored and appears once however many replicas race.
 JOIN_EMIT = """
 local agent, ttl = ARGV[1], ARGV[2]
+local extra = {}
+for j = 1, 2 * tonumber(ARGV[3]) do extra[j] = ARGV[3 + j] end
 local statuses = {}
-local i = 3
+local i = 4 + 2 * tonumber(ARGV[3])
 while i <= #ARGV do
   local hash, done, jid = KEYS[tonumber(ARGV[i])], KEYS[tonumber(ARGV[i+1])], ARGV[i+2]
-  local trace, parent, attempt = ARGV[i+4], ARGV[i+5], ARGV[i+6]
-  local nout = tonumber(ARGV[i+7])
+  local trace, parent, attempt, took = ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7]
+  local nout = tonumber(ARGV[i+8])
   local status = 'emitted'
   if redis.call('EXISTS', done) == 1 then
     status = 'done'
@@ -143,11 +191,16 @@ while i <= #ARGV do
     redis.call('DEL', hash)
     redis.call('ZREM', KEYS[1], jid)
   end
-  i = i + 8
+  i = i + 9
   for _ = 1, nout do
     if status == 'emitted' then
-      redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1],
-        'trace', trace, 'parent', parent, 'agent', agent, 'attempt', attempt)
+      if took == '' then
+        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1], 'trace', trace,
+          'parent', parent, 'agent', agent, 'attempt', attempt, unpack(extra))
+      else
+        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1], 'trace', trace,
+          'parent', parent, 'agent', agent, 'attempt', attempt, 'took', took, unpack(extra))
+      end
     end
     i = i + 2
   end
@@ -222,6 +275,7 @@ class Script:
 
 
 commit = Script(COMMIT)
+keepalive = Script(KEEPALIVE)
 join_store = Script(JOIN_STORE)
 join_emit = Script(JOIN_EMIT)
 join_fail = Script(JOIN_FAIL)
@@ -250,60 +304,3 @@ class ScriptCall:
             self.keys.append(key)
             index = self._index[key] = len(self.keys)
         return index
-
-
-class CommitBatch:
-    """Builds the COMMIT calls of one batch: one call per partition it touched.
-
-    Consecutive inputs with one output each, from the same key to the same key and on
-    the same attempt, share one 'r' record (3 arguments a message, not 8): the server
-    spends 13% less CPU on a pass-through message (BENCHMARKS.md). A run only ever
-    grows at the end of its call, so inputs keep their order.
-    """
-
-    def __init__(self, group: bytes, agent: bytes) -> None:
-        self._head = (group, agent)
-        self._calls: dict[int, ScriptCall] = {}
-        # partition -> (in key, out key, attempt, where its count is, where it ends)
-        self._runs: dict[int, tuple[int, int, int, int, int]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._calls)
-
-    def _call(self, partition: int) -> ScriptCall:
-        call = self._calls.get(partition)
-        if call is None:
-            call = self._calls[partition] = ScriptCall(self._head)
-        return call
-
-    def outputs(self, d: Delivery, outputs: Sequence[tuple[bytes, bytes]]) -> None:
-        """Ack ``d`` and, if the ack counted, add ``(key, data)`` outputs with headers."""
-        c = self._call(d.partition)
-        if len(outputs) == 1:
-            self._run(c, d, *outputs[0])
-            return
-        c.args += (b"o", c.key(d.key), d.entry_id, d.trace, d.attempt, len(outputs))
-        for key, data in outputs:
-            c.args += (c.key(key), data)
-
-    def _run(self, c: ScriptCall, d: Delivery, key: bytes, data: bytes) -> None:
-        src, dst, args = c.key(d.key), c.key(key), c.args
-        run = self._runs.get(d.partition)
-        if run is not None and run[:3] == (src, dst, d.attempt) and run[4] == len(args):
-            count_at = run[3]
-            args[count_at] = cast(int, args[count_at]) + 1
-        else:
-            args += (b"r", src, dst, d.attempt, 1)
-            count_at = len(args) - 1
-        args += (d.entry_id, d.trace, data)
-        self._runs[d.partition] = (src, dst, d.attempt, count_at, len(args))
-
-    def entries(self, d: Delivery, entries: Sequence[tuple[bytes, Sequence[bytes]]]) -> None:
-        """Ack ``d`` and, if the ack counted, add free-form ``(key, fields)`` entries."""
-        c = self._call(d.partition)
-        c.args += (b"f", c.key(d.key), d.entry_id, len(entries))
-        for key, fields in entries:
-            c.args += (c.key(key), len(fields), *fields)
-
-    def calls(self) -> list[tuple[Sequence[Arg], Sequence[Arg]]]:
-        return [(c.keys, c.args) for c in self._calls.values()]

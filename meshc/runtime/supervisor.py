@@ -2,14 +2,26 @@
 
 A mesh only makes progress while each agent has a live worker, and a worker can die
 for reasons it cannot handle itself (out of memory, a bug in a C extension, a lost
-server). The supervisor restarts a dead worker with exponential backoff, so a worker
-that crashes at start does not spin, and reports every restart so a crash loop is
-visible rather than silent. On SIGTERM/SIGINT it forwards the signal to every worker
-and waits: workers finish and commit what they hold in flight (DESIGN.md section 5,
-"Shutdown"), and nothing is acknowledged twice or lost.
+server). The supervisor restarts a dead worker and reports every restart, so a crash
+loop is visible rather than silent. How soon depends on how it died:
 
-Workers run in their own process group, so a Ctrl-C at the terminal reaches them once,
-through the supervisor, instead of twice.
+- A worker that dies *before* it says it is ready (it writes ``ready`` on a pipe the
+  supervisor gives it) cannot start: an import error, a bad setting. It is restarted
+  with exponential backoff (0.5 s doubling to 30 s), so it does not spin.
+- A worker that dies *after* it was ready died of its work: a message that kills it,
+  handler threads stuck past their deadline, memory. Its lane cannot wait, so it is
+  restarted at once (0.1 s); its successor finds what it held and isolates the message
+  that kills it (``recovery``), so every such restart makes progress.
+
+On SIGTERM/SIGINT the supervisor forwards the signal to every worker and waits:
+workers finish and commit what they hold (docs/design.md, "Shutdown"), and nothing
+is acknowledged twice or lost. Workers run in their own process group, so a Ctrl-C at
+the terminal reaches them once, through the supervisor; and each dies with the
+supervisor (a parent-death signal), so a killed ``meshc run`` leaves none behind.
+
+A worker's secret (its server URL with its credentials) is written to its stdin, not
+put in its environment or on its command line, where other processes can read it;
+the environment it inherits is scrubbed of meshc's own secrets.
 """
 
 from __future__ import annotations
@@ -33,23 +45,36 @@ POLL = 0.05
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
+# Environment variables a worker must not inherit: an operator's password, the
+# supervisor's own server URL (with its credentials), secrets of other agents.
+SCRUBBED_PREFIXES = ("MESHC_ACL_PASSWORD_", "MESHC_WORKER_URL")
+SCRUBBED = frozenset({"REDIS_URL", "MESHC_SERVE_TOKENS"})
+STATUS_FD_ENV = "MESHC_STATUS_FD"
+SECRET_ENV = "MESHC_SECRET_STDIN"  # "1": the first line of stdin is the worker's URL
+SUPERVISOR_ENV = "MESHC_SUPERVISOR_PID"  # the worker dies with this process
+
+
 @dataclass(frozen=True)
 class WorkerCommand:
-    """One process to keep running: a name for reports, its argv and extra environment."""
+    """One process to keep running: a name for reports, its argv, extra environment,
+    and a secret written to its stdin (its server URL with credentials)."""
 
     name: str
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
+    secret: str | None = None
 
 
 @dataclass(frozen=True)
 class Backoff:
-    """Restart delays: ``initial`` doubling up to ``maximum``; back to ``initial`` once a
-    worker has stayed up ``reset_after`` seconds (it was healthy, so the next crash is new)."""
+    """Restart delays. Before it was ready: ``initial`` doubling up to ``maximum``, back
+    to ``initial`` once a worker has stayed up ``reset_after`` seconds. After it was
+    ready: ``after_ready`` (it died of its work; see the module docstring)."""
 
     initial: float = 0.5
     maximum: float = 30.0
     reset_after: float = 60.0
+    after_ready: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,8 @@ class _Child:
     delay: float = 0.0
     restart_at: float | None = None
     restarts: int = 0
+    status: int | None = None  # read end of the worker's status pipe
+    ready: bool = False
 
 
 def supervise(
@@ -110,12 +137,16 @@ def supervise(
     report = _reporter(on_event)
     children = [_Child(c, delay=backoff.initial) for c in commands]
     received: list[int] = []
+    all_ready = False
     with _stop_signals(stop, received):
         for child in children:
             _spawn(child, backoff, report)
         while not stop.wait(POLL):
             for child in children:
                 _tend(child, backoff, report)
+            if not all_ready and all(c.ready for c in children):
+                all_ready = True
+                log.info("all %d workers ready", len(children))
     _shutdown(children, received[0] if received else signal.SIGTERM, grace, report)
     return 0
 
@@ -133,42 +164,100 @@ def _reporter(on_event: Callable[[SupervisorEvent], None] | None) -> Report:
 Report = Callable[[SupervisorEvent], None]
 
 
+def worker_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment minus meshc's secrets, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in SCRUBBED and not k.startswith(SCRUBBED_PREFIXES)
+    }
+    return {**env, **extra}
+
+
 def _spawn(child: _Child, backoff: Backoff, report: Report) -> None:
     """Start the child; a command that cannot even start is backed off like a crash."""
     cmd = child.command
     child.started = time.monotonic()
     child.restart_at = None
+    child.ready = False
+    status_read, status_write = os.pipe()
+    os.set_blocking(status_read, False)
+    env = worker_environment(
+        {**cmd.env, STATUS_FD_ENV: str(status_write), SUPERVISOR_ENV: str(os.getpid())}
+    )
+    if cmd.secret is not None:
+        env[SECRET_ENV] = "1"
     try:
         child.proc = subprocess.Popen(
-            list(cmd.argv), env={**os.environ, **cmd.env}, stdin=subprocess.DEVNULL, process_group=0
+            list(cmd.argv),
+            env=env,
+            stdin=subprocess.PIPE if cmd.secret is not None else subprocess.DEVNULL,
+            process_group=0,
+            pass_fds=(status_write,),
         )
     except OSError as err:
         log.error("worker %s could not start: %s", cmd.name, err)
         child.proc = None
+        os.close(status_read)
         _schedule_restart(child, backoff, report, 127)
         return
+    finally:
+        os.close(status_write)
+    child.status = status_read
+    if cmd.secret is not None and child.proc.stdin is not None:
+        with contextlib.suppress(OSError):  # it died at once: noticed by _tend
+            child.proc.stdin.write(cmd.secret.encode() + b"\n")
+            child.proc.stdin.close()
     kind: EventKind = "restart" if child.restarts else "start"
     report(SupervisorEvent(kind, cmd.name, child.proc.pid, restarts=child.restarts))
 
 
 def _tend(child: _Child, backoff: Backoff, report: Report) -> None:
-    """Notice a death (schedule a restart) or a restart that is due (spawn)."""
+    """Notice readiness, a death (schedule a restart) or a restart that is due (spawn)."""
     if child.restart_at is not None:
         if time.monotonic() >= child.restart_at:
             child.restarts += 1
             _spawn(child, backoff, report)
         return
+    _read_status(child)
     code = child.proc.poll() if child.proc is not None else 127
     if code is not None:
+        _read_status(child)
+        _close_status(child)
         _schedule_restart(child, backoff, report, code)
+
+
+def _read_status(child: _Child) -> None:
+    if child.status is None or child.ready:
+        return
+    try:
+        data = os.read(child.status, 64)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if b"ready" in data:
+        child.ready = True
+        _close_status(child)
+
+
+def _close_status(child: _Child) -> None:
+    if child.status is not None:
+        with contextlib.suppress(OSError):
+            os.close(child.status)
+        child.status = None
 
 
 def _schedule_restart(child: _Child, backoff: Backoff, report: Report, code: int) -> None:
     now = time.monotonic()
-    if now - child.started >= backoff.reset_after:
-        child.delay = backoff.initial  # it was healthy: this crash starts a new series
-    delay = child.delay
-    child.delay = min(delay * 2, backoff.maximum)
+    if child.ready:
+        child.delay = backoff.initial  # it ran: a crash of its work, not of its start
+        delay = backoff.after_ready
+    else:
+        if now - child.started >= backoff.reset_after:
+            child.delay = backoff.initial  # it was healthy: this crash starts a new series
+        delay = child.delay
+        child.delay = min(delay * 2, backoff.maximum)
     child.restart_at = now + delay
     pid = child.proc.pid if child.proc is not None else None
     report(SupervisorEvent("exit", child.command.name, pid, code, delay))
@@ -190,6 +279,8 @@ def _shutdown(children: list[_Child], signum: int, grace: float, report: Report)
             child.proc.kill()
             child.proc.wait()
         report(SupervisorEvent("stop", child.command.name, child.proc.pid, child.proc.returncode))
+    for child in children:
+        _close_status(child)
 
 
 @contextlib.contextmanager

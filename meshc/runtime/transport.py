@@ -1,4 +1,5 @@
-"""How a worker connects: a single server, or a cluster (:mod:`meshc.runtime.cluster`).
+"""How a worker connects: a single server, or a cluster (:mod:`meshc.runtime.cluster`),
+and which server errors it waits out rather than dies of.
 
 redis-py's asyncio connections pack commands in pure Python, re-joining the growing
 buffer for every argument; a commit script call carries thousands of arguments per
@@ -15,6 +16,25 @@ from hiredis import pack_command as _hiredis_pack
 from meshc.runtime import cluster
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import BusyLoadingError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# Errors a worker retries with backoff: the server is away, restarting, still loading
+# its data, or failing over (seen from a cluster client).
+TRANSIENT: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    OSError,
+    *cluster.TRANSIENT_ERRORS,
+)
+
+
+def is_busy(exc: ResponseError) -> bool:
+    """The server is running a long script (``BUSY``): it answers again when that ends
+    or is killed, so the worker waits instead of dying."""
+    return str(exc).startswith("BUSY")
 
 
 def make_client(redis_url: str) -> Redis:

@@ -16,11 +16,25 @@ from typing import Any
 from meshc.runtime.errors import InvalidOutput
 from pydantic import BaseModel, ValidationError
 
+# The header of every entry a worker writes (the README's "Wire format"), defined once:
+# the commit scripts, the client, the admin reads and the tests take the names from here.
 DATA = b"data"
 TRACE = b"trace"
 PARENT = b"parent"
 AGENT = b"agent"
 ATTEMPT = b"attempt"
+TOOK = b"took"  # the handler's time in ms; absent under a millisecond
+HEADER = (DATA, TRACE, PARENT, AGENT, ATTEMPT, TOOK)
+
+# The extra fields of a dead letter (its header is the standard one).
+ERROR = b"error"
+SOURCE_STREAM = b"source_stream"
+SOURCE_ID = b"source_id"
+DELIVERIES = b"deliveries"
+SOURCE_PARENT = b"source_parent"
+SOURCE_AGENT = b"source_agent"
+JOIN = b"join"
+MAX_TRACE = 256  # bytes: a longer `trace` header is refused as malformed
 
 Fields = dict[bytes, bytes]
 
@@ -30,7 +44,9 @@ class Delivery:
     """One entry handed to this consumer, with where it came from.
 
     ``attempt`` is the delivery count the server keeps in the group's pending list:
-    1 for a fresh read, higher after a reclaim.
+    1 for a fresh read, higher after a retry. ``recovered`` marks an entry that a
+    predecessor of this worker held when it died (see ``recovery``): it is run again
+    without counting against ``max_deliveries``.
     """
 
     key: bytes
@@ -39,6 +55,7 @@ class Delivery:
     entry_id: bytes
     fields: Fields
     attempt: int = 1
+    recovered: bool = False
 
     @property
     def trace(self) -> bytes:
@@ -48,6 +65,33 @@ class Delivery:
     @property
     def data(self) -> bytes | None:
         return self.fields.get(DATA)
+
+    def header_problem(self) -> str | None:
+        """Why this entry's header cannot be used, or None. Headers come from outside
+        producers too, so they are checked as bytes before anything decodes them."""
+        trace = self.fields.get(TRACE)
+        if trace is None:
+            return None
+        if len(trace) > MAX_TRACE:
+            return f"malformed header: `trace` is {len(trace)} bytes (at most {MAX_TRACE})"
+        try:
+            trace.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"malformed header: `trace` is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        return None
+
+
+def id_order(entry_id: bytes | str) -> tuple[int, int]:
+    """Sort key of an entry id (``ms-seq``), since ids do not sort as strings."""
+    raw = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = raw.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def took_ms(seconds: float) -> bytes:
+    """The ``took`` header value: whole milliseconds, or empty under one (no field)."""
+    ms = int(seconds * 1000)
+    return str(ms).encode() if ms else b""
 
 
 def text(value: bytes | str) -> str:
@@ -82,34 +126,42 @@ def dump_output(model: type[BaseModel], value: Any) -> bytes:
     return out
 
 
-def dlq_fields(delivery: Delivery, agent: str, error: str, deliveries: int) -> list[bytes]:
+def dlq_fields(
+    delivery: Delivery, agent: str, error: str, deliveries: int, max_data: int
+) -> list[bytes]:
     """The flat field list of a dead letter.
 
     ``agent`` and ``trace`` follow the wire format (the writer is the agent that gave
     up); ``source_parent`` and ``source_agent`` keep the original header so a redrive
-    can restore it. An entry whose fields were trimmed away keeps an empty ``data``.
+    can restore it. An entry whose fields were trimmed away keeps an empty ``data``; a
+    payload over ``max_data`` bytes (the reason it was refused) is not copied whole:
+    its first ``max_data`` bytes are kept and ``data_bytes`` says how long it was.
     """
     f = delivery.fields
-    return [
+    data = f.get(DATA, b"")
+    fields = [
         DATA,
-        f.get(DATA, b""),
-        b"error",
+        data[:max_data],
+        ERROR,
         error.encode("utf-8", "replace"),
-        b"source_stream",
+        SOURCE_STREAM,
         delivery.stream.encode(),
-        b"source_id",
+        SOURCE_ID,
         delivery.entry_id,
-        b"deliveries",
+        DELIVERIES,
         str(deliveries).encode(),
         TRACE,
-        delivery.trace,
+        delivery.trace if delivery.header_problem() is None else delivery.entry_id,
         AGENT,
         agent.encode(),
-        b"source_parent",
+        SOURCE_PARENT,
         f.get(PARENT, b""),
-        b"source_agent",
+        SOURCE_AGENT,
         f.get(AGENT, b""),
     ]
+    if len(data) > max_data:
+        fields += [b"data_bytes", str(len(data)).encode()]
+    return fields
 
 
 def short_error(exc: BaseException, limit: int = 2000) -> str:

@@ -37,8 +37,9 @@ from meshc.runtime.client import (
     stream_keys,
 )
 from meshc.runtime.connect import connect
+from meshc.runtime.replica import Stats
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.worker import Stats, Worker, resolve_handler
+from meshc.runtime.worker import Worker, resolve_handler
 from meshc.testing.tap import Tap
 
 Handler = Callable[..., Any]

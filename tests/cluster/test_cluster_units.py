@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from meshc.runtime import cluster, health, scripts
+from meshc.runtime.agent import run_agent
 from meshc.runtime.cluster import (
     ClusterConfigError,
     PartitionsError,
@@ -21,7 +22,6 @@ from meshc.runtime.connect import ConnectError, ServerUnreachable, connect, reda
 from meshc.runtime.replicas import ReplicaWait
 from meshc.runtime.spec import AgentSpec, MeshSpec, StreamSpec
 from meshc.runtime.transport import make_client
-from meshc.runtime.worker import run_agent
 from meshc.testing.cluster import LocalCluster
 from meshc.testing.server import TestServer
 from pydantic import BaseModel

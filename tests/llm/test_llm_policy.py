@@ -7,9 +7,11 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from fake_server import FakeLLM
 from llm_kit import data, llm_mesh, worker
-from meshc.runtime import admin, scripts
+from meshc.runtime import admin
+from meshc.runtime.commit import CommitBatch
 from meshc.runtime.llm_store import Limits, SharedState, bucket
 from meshc.runtime.worker import Worker
 from redis.asyncio import Redis
@@ -122,11 +124,15 @@ def test_max_concurrent_caps_calls_in_flight(valkey_url: str, fake_llm: FakeLLM)
     assert fake_llm.max_in_flight == 2
 
 
+class Died(Exception):
+    pass
+
+
 class DiesBeforeCommit(Worker):
     """A replica that calls the model, then dies before its commit (nothing is acked)."""
 
-    async def commit(self, batch: scripts.CommitBatch) -> None:
-        self.request_stop()
+    async def send_commit(self, batch: CommitBatch) -> None:
+        raise Died
 
 
 def test_a_redelivered_message_does_not_call_the_model_again(
@@ -138,7 +144,8 @@ def test_a_redelivered_message_does_not_call_the_model_again(
         r = Redis.from_url(valkey_url)
         eid = await add(r, "q.in", {"n": 5, "text": "once"})
         first = DiesBeforeCommit(mesh, "ask", None, redis_url=valkey_url, block_ms=20)
-        await first.run()
+        with pytest.raises(Died):
+            await first.run()
         assert len(fake_llm.requests) == 1 and await r.xlen("q.out") == 0
         assert (await r.xpending("q.in", "ask"))["pending"] == 1
         second = worker(mesh, valkey_url, consumer="second")

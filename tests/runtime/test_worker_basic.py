@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 from meshc.runtime import keys
+from meshc.runtime.agent import run_agent
 from meshc.runtime.context import Context
 from meshc.runtime.errors import ConfigError, UndeclaredStream
-from meshc.runtime.worker import run_agent
 from redis.asyncio import Redis
 from stream_kit import add, add_fields, entries, has, running, until
 from worker_kit import Note, Result, Task, agent, echo_mesh, key_names, mesh, payloads, worker
@@ -113,7 +113,7 @@ def test_invalid_inputs_go_to_the_dead_letter_stream_at_once(valkey_url: str) ->
         assert b"int_parsing" in letters[wrong][b"error"]
         assert b"json_invalid" in letters[broken][b"error"]
         assert b"exceeds 200" in letters[huge][b"error"]
-        assert b"no 'data' field" in letters[no_data][b"error"]
+        assert b"no `data` field" in letters[no_data][b"error"]
         for f in letters.values():
             assert f[b"deliveries"] == b"1" and f[b"source_stream"] == b"t.in"
             assert f[b"agent"] == b"echo"
