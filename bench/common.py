@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import redis
-from meshc.runtime.server import free_port
 from pydantic import BaseModel
 
 Mode = Literal["smoke", "quick", "full"]
@@ -78,6 +77,10 @@ def server_binary() -> str:
 @contextlib.contextmanager
 def server() -> Iterator[Server]:
     """Start a server for the body of the block; kill it and remove its folder after."""
+    # Imported here, not at the top: a child given --baseline must import meshc from
+    # the baseline tree (``use_meshc_from``), which fails once this one is loaded.
+    from meshc.runtime.server import free_port
+
     folder = Path(tempfile.mkdtemp(prefix="meshc-bench-"))
     port = free_port()
     argv = [

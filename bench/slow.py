@@ -13,7 +13,7 @@ until its output stream holds N entries (``bench.common``). N is sized per
 concurrency so that the ideal takes 10 s (``--quick``: 3 s), so the last slow calls
 (the tail a user waits for at the end of a backlog) weigh 5% (15%) of a run; the
 report states what a consumer without any overhead would take, tail included.
-Contestants, at each concurrency C in 32, 256 and 1,024:
+Contestants (``bench/slow_consumers.py``), at each concurrency C in 32, 256 and 1,024:
 
 * ``reference``: a hand-written asyncio consumer: a semaphore of C, XREADGROUP for as
   many entries as there are free slots, a task per message that waits its latency and
@@ -43,7 +43,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import orjson
 import redis
@@ -57,12 +56,10 @@ from bench.common import (
     Table,
     add_baseline_arg,
     add_mode_args,
-    child_wait_go,
     emit,
     mode_of,
     preload,
     server,
-    use_meshc_from,
     wait_length,
 )
 
@@ -76,7 +73,6 @@ TARGET_PLAIN = 0.85
 TARGET_RSS_MB = 120.0
 RSS_AT = 1024
 MB = 1_000_000
-POOL = 64  # the reference's connections
 TEXT = "x" * 60  # with the message number, a payload of about 80 bytes
 NAMES = {
     "reference": "reference: asyncio, semaphore, MULTI(XADD, XACK) per message",
@@ -168,9 +164,9 @@ def _measure(url: str, r: redis.Redis, kind: str, c: int, n: int, baseline: str 
         preload(r, inp, entry_fields, n)
     if not kind.startswith("meshc"):  # the Worker creates its group; from 0 here too
         r.xgroup_create(inp, group, id="0")
-    args = ["child", kind, "--url", url, "--group", group, "--in", inp, "--out", out]
+    args = [kind, "--url", url, "--group", group, "--in", inp, "--out", out]
     args += ["--concurrency", str(c)] + (["--meshc", str(baseline)] if kind == "meshc-base" else [])
-    child = Child("bench.slow", args)
+    child = Child("bench.slow_consumers", args)
     try:
         child.wait_ready()
         cpu = child.cpu_seconds()
@@ -351,138 +347,11 @@ def _checks(runs: list[Run], cap: float) -> list[Check]:
     return checks
 
 
-# -- the children -------------------------------------------------------------------
-
-
-async def llm_call(payload: Msg, ctx: Any) -> Msg:
-    """The handler of the async rows: waits like a model call, answers its input."""
-    await asyncio.sleep(latency(payload.n))
-    return payload
-
-
-def llm_call_blocking(payload: Msg, ctx: Any) -> Msg:
-    """The handler of the plain row: a blocking client's call holds its thread."""
-    time.sleep(latency(payload.n))
-    return payload
-
-
-def slow_mesh(agent: str, inp: str, out: str, concurrency: int) -> Any:
-    """One specialist from ``inp`` to ``out`` with ``concurrency`` calls in flight."""
-    from meshc.runtime.spec import AgentSpec, MeshSpec, Policy, StreamSpec
-
-    policy = Policy(concurrency=concurrency)
-    spec = AgentSpec(agent, "specialist", (inp,), (out,), "bench.slow:llm_call", policy=policy)
-    return MeshSpec("bench", 1, {inp: StreamSpec(inp, Msg), out: StreamSpec(out, Msg)},
-                    {agent: spec})  # fmt: skip
-
-
-def _meshc(args: argparse.Namespace, handler: Callable[..., Any]) -> None:
-    use_meshc_from(args.meshc)
-    from meshc.runtime.worker import run_agent
-
-    mesh = slow_mesh(args.group, args.inp, args.out, args.concurrency)
-    child_wait_go()
-    raise SystemExit(run_agent(mesh, args.group, handler, redis_url=args.url))
-
-
-async def _reference(url: str, group: str, inp: str, out: str, concurrency: int) -> None:
-    """The hand-written consumer: read as many entries as there are free slots, a task
-    per message, each committed alone (its output and its XACK in one MULTI)."""
-    from redis.asyncio import BlockingConnectionPool, Redis
-
-    # A commit waits for one of 64 connections rather than failing past redis-py's 100;
-    # all are opened before READY (at once, so none is reused), as if warmed up.
-    r = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=POOL))
-    await asyncio.gather(*(r.ping() for _ in range(POOL)))
-    child_wait_go()  # blocks the loop, but nothing else runs yet
-    free = asyncio.Semaphore(concurrency)
-    streams: dict[Any, Any] = {inp: ">"}
-    running: set[asyncio.Task[None]] = set()
-    agent = group.encode()
-
-    async def handle(eid: bytes, fields: dict[bytes, bytes]) -> None:
-        try:
-            await asyncio.sleep(latency(orjson.loads(fields[b"data"])["n"]))
-            pipe = r.pipeline(transaction=True)
-            header = {b"trace": fields[b"trace"], b"parent": eid, b"agent": agent}
-            pipe.xadd(out, {b"data": fields[b"data"], **header, b"attempt": b"1"})
-            pipe.xack(inp, group, eid)
-            await pipe.execute()
-        finally:
-            free.release()
-
-    while True:
-        await free.acquire()
-        slots = 1
-        while not free.locked():  # every other free slot, without waiting
-            await free.acquire()
-            slots += 1
-        reply: Any = await r.xreadgroup(group, "c", streams, count=slots, block=200)
-        entries = [e for _key, batch in reply or () for e in batch]
-        for _ in range(slots - len(entries)):
-            free.release()
-        for eid, fields in entries:
-            task = asyncio.create_task(handle(eid, fields))
-            running.add(task)  # a reference, so the task is not collected mid-flight
-            task.add_done_callback(running.discard)
-
-
-def _faststream(url: str, group: str, inp: str, out: str, concurrency: int) -> None:
-    import logging
-
-    from faststream.redis import RedisBroker, StreamSub
-
-    logging.disable(logging.CRITICAL)
-    broker = RedisBroker(url, logger=None)  # type: ignore[arg-type]  # None: no logging
-    source = StreamSub(inp, group=group, consumer="c", max_records=concurrency)
-
-    @broker.subscriber(stream=source, max_workers=concurrency)
-    @broker.publisher(stream=out)
-    async def handle(msg: dict[str, Any]) -> dict[str, Any]:
-        await asyncio.sleep(latency(msg["n"]))
-        return msg
-
-    async def main() -> None:
-        await broker.connect()  # before READY; start() creates the group and reads
-        child_wait_go()
-        await broker.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await broker.stop()
-
-    asyncio.run(main())
-
-
-def child_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.slow child")
-    parser.add_argument("kind", choices=sorted(NAMES))
-    parser.add_argument("--url", required=True, help="the benchmark's server")
-    parser.add_argument("--group", required=True, help="consumer group (meshc: agent name)")
-    parser.add_argument("--in", dest="inp", required=True, help="the preloaded input stream")
-    parser.add_argument("--out", required=True, help="the output stream")
-    parser.add_argument("--concurrency", type=int, required=True, help="calls in flight")
-    parser.add_argument("--meshc", help="import meshc from this folder (a baseline tree)")
-    args = parser.parse_args(argv)
-    if args.kind in ("meshc-async", "meshc-base"):
-        _meshc(args, llm_call)
-    elif args.kind == "meshc-plain":
-        _meshc(args, llm_call_blocking)
-    elif args.kind == "faststream":
-        _faststream(args.url, args.group, args.inp, args.out, args.concurrency)
-    else:
-        asyncio.run(_reference(args.url, args.group, args.inp, args.out, args.concurrency))
-
-
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["child"]:
-        child_main(argv[1:])
-        return
     parser = argparse.ArgumentParser(prog="python -m bench.slow", description=__doc__)
     add_mode_args(parser)
     add_baseline_arg(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     emit(run(mode_of(args), args.baseline), args.json)
 
 

@@ -5,6 +5,8 @@ sizes, the best possible schedule, and the delivery count that proves exactly on
 from __future__ import annotations
 
 import importlib
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -78,3 +80,23 @@ def test_count_reads_faststream_replies(slow: ModuleType, valkey_only_url: str) 
     run = slow.Run("faststream", 4, 3, 1.0, 0.1, 40.0)
     slow._count(r, "out", 3, True, run)
     assert (run.outputs, run.distinct, run.missing) == (4, 3, 0)
+
+
+def test_a_child_can_import_meshc_from_a_baseline_tree(tmp_path: Path) -> None:
+    """``--baseline DIR``: the benchmark modules must not import meshc before the child
+    points ``sys.path`` at DIR, or every A/B run would measure this tree twice."""
+    shutil.copytree(ROOT / "meshc", tmp_path / "meshc", ignore=shutil.ignore_patterns("*.pyc"))
+    code = (
+        "import sys; import bench.slow, bench.slow_consumers, bench.hop, bench.fanout;"
+        "from bench.common import use_meshc_from; use_meshc_from(sys.argv[1]);"
+        "import meshc.runtime.worker as w; print(w.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).is_relative_to(tmp_path)
