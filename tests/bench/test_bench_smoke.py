@@ -105,6 +105,7 @@ def test_slow() -> None:
     """Every contestant drains its input exactly once; the report has every row."""
     slow = _bench("slow")
     doc = slow.run("smoke").as_dict()
+    assert not [note for note in doc["notes"] if note.startswith("FAILED")]
     _check_report(doc, "slow")
     expected = [(slow.NAMES[k], c, slow.messages(c, 0.25)) for k, c in slow.contestants(None)]
     main, delivery = doc["tables"]

@@ -100,3 +100,20 @@ def test_a_child_can_import_meshc_from_a_baseline_tree(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_relative_to(tmp_path)
+
+
+def test_a_contestant_that_does_not_finish_is_reported_not_fatal(
+    slow: ModuleType, valkey_only_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer too slow to wait for (or dead) must not throw away the other rows of a
+    ten-minute run: its row has no time, and the report says why."""
+    pytest.importorskip("psutil", reason="the bench extra is not installed")
+    monkeypatch.setattr(slow, "wait_length", lambda *args, **kwargs: None)
+    r = redis.Redis.from_url(valkey_only_url)
+    run = slow._measure(valkey_only_url, r, "reference", 32, 20, None)
+    assert run.seconds != run.seconds  # NaN
+    assert run.failure.endswith("20 outputs did not appear: not within 60 s")
+    others = [slow.Run(k, c, 20, 1.0, 0.1, 40.0) for k, c in slow.contestants(None)]
+    report = slow._report([run, *others[1:]], "smoke", None)
+    assert f"FAILED: {run.failure}" in report.notes
+    assert report.tables[0].rows[0][3] != report.tables[0].rows[0][3]  # no time: NaN
