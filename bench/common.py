@@ -26,13 +26,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import redis
-from meshc.runtime.server import free_port
 from pydantic import BaseModel
 
 Mode = Literal["smoke", "quick", "full"]
@@ -78,6 +77,10 @@ def server_binary() -> str:
 @contextlib.contextmanager
 def server() -> Iterator[Server]:
     """Start a server for the body of the block; kill it and remove its folder after."""
+    # Imported here, not at the top: a child given --baseline must import meshc from
+    # the baseline tree (``use_meshc_from``), which fails once this one is loaded.
+    from meshc.runtime.server import free_port
+
     folder = Path(tempfile.mkdtemp(prefix="meshc-bench-"))
     port = free_port()
     argv = [
@@ -146,6 +149,9 @@ class Child:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait for the READY line (other output, such as a banner, is skipped)."""
@@ -258,27 +264,39 @@ def child_wait_go() -> None:
 
 
 def wait_length(
-    r: redis.Redis, key: str, n: int, timeout: float, poll: float = 0.002
+    r: redis.Redis,
+    key: str,
+    n: int,
+    timeout: float,
+    poll: float = 0.002,
+    alive: Callable[[], bool] = lambda: True,
 ) -> float | None:
-    """Seconds until ``key`` holds ``n`` entries (polled with XLEN), None on timeout."""
+    """Seconds until ``key`` holds ``n`` entries (polled with XLEN); None on timeout or
+    as soon as ``alive()`` is false (a consumer that died will not get there)."""
     start = time.perf_counter()
     deadline = start + timeout
     while int(r.xlen(key)) < n:
         now = time.perf_counter()
-        if now > deadline:
+        if now > deadline or not alive():
             return None
         time.sleep(poll)
     return time.perf_counter() - start
 
 
-def preload(r: redis.Redis, key: str, fields: dict[bytes, bytes], n: int) -> float:
-    """XADD ``n`` copies of ``fields`` pipelined; returns the rate (entries/s)."""
+def preload(
+    r: redis.Redis,
+    key: str,
+    fields: dict[bytes, bytes] | Callable[[int], dict[bytes, bytes]],
+    n: int,
+) -> float:
+    """XADD ``n`` entries pipelined, 1000 per round trip: copies of ``fields``, or
+    ``fields(i)`` for entry ``i`` when the entries differ; returns the rate (entries/s)."""
     start = time.perf_counter()
     chunk = 1000
     for first in range(0, n, chunk):
         pipe = r.pipeline(transaction=False)
-        for _ in range(min(chunk, n - first)):
-            pipe.xadd(key, fields)  # type: ignore[arg-type]
+        for i in range(first, min(first + chunk, n)):
+            pipe.xadd(key, fields(i) if callable(fields) else fields)  # type: ignore[arg-type]
         pipe.execute()
     return n / (time.perf_counter() - start)
 

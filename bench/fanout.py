@@ -72,7 +72,7 @@ SIZES: dict[Mode, dict[str, int]] = {
     },
 }
 TARGET_SLOW = 1.05
-TARGET_P50_MS = 3.0
+TARGET_P50_MS = 2.5
 TARGET_P99_MS = 10.0
 
 

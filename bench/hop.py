@@ -72,7 +72,7 @@ SIZES: dict[Mode, dict[str, int]] = {
 FAST = ("raw", "script", "worker", "worker-async")
 BASELINE = "worker-baseline"  # the Worker of another meshc tree (--baseline)
 SLOW = ("naive", "faststream")
-TARGET_RAW = 0.60
+TARGET_RAW = 0.90
 TARGET_PEER = 10.0
 
 

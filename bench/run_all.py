@@ -8,7 +8,9 @@
 
 Each benchmark starts its own server and processes and measures its figures against
 a baseline in the same run (see BENCHMARKS.md). Benchmark 6 (compiler and validator
-sizes) is ``bench.validate``, run as a child process and summarised here.
+sizes) is ``bench.validate``, run as a child process and summarised here; benchmark 7
+(``bench.slow``, slow LLM-shaped handlers) is the longest: most of its contestants
+spend their time waiting, as model calls do.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, hop, memory, replicas
+from bench import fanout, hop, memory, replicas, slow
 from bench.common import (
     Check,
     Mode,
@@ -127,6 +129,7 @@ BENCHMARKS: dict[str, Callable[[Mode, str | None], Report]] = {
     "replicas": lambda mode, _baseline: replicas.run(mode),
     "memory": lambda mode, _baseline: memory.run(mode),
     "validate": lambda mode, _baseline: run_validate(mode),
+    "slow": slow.run,
 }
 
 

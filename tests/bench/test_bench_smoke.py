@@ -99,3 +99,27 @@ def test_run_all_writes_json(tmp_path: Path) -> None:
     assert [b["name"] for b in doc["benchmarks"]] == ["validate"]
     _check_report(doc["benchmarks"][0], "validate")
     assert doc["targets"] == len(doc["benchmarks"][0]["checks"])
+
+
+def test_slow() -> None:
+    """Every contestant drains its input exactly once; the report has every row."""
+    slow = _bench("slow")
+    doc = slow.run("smoke").as_dict()
+    assert not [note for note in doc["notes"] if note.startswith("FAILED")]
+    _check_report(doc, "slow")
+    expected = [(slow.NAMES[k], c, slow.messages(c, 0.25)) for k, c in slow.contestants(None)]
+    main, delivery = doc["tables"]
+    assert [(r[0], r[1], r[2]) for r in main["rows"]] == expected
+    assert [(r[0], r[1], r[2]) for r in delivery["rows"]] == expected
+    assert {r[0] for r in delivery["rows"]} == set(slow.NAMES.values()) - {slow.NAMES["meshc-base"]}
+    for name, c, n, outputs, distinct, missing in delivery["rows"]:
+        assert (outputs, distinct, missing) == (n, n, 0), f"{name} at {c}"
+    peaks = _numbers(doc, "7.", "peak RSS MB")
+    assert all(mb > 10 for mb in peaks)  # sampled from a live Python process
+    assert [c["name"].split(" (")[0] for c in doc["checks"]] == [
+        "slow: meshc async at 32 / ideal",
+        "slow: meshc async at 256 / ideal",
+        "slow: meshc async at 1024 / ideal",
+        "slow: meshc plain at 32 / ideal",
+        "slow: meshc worker RSS, 1,024 in flight",
+    ]
