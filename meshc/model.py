@@ -132,7 +132,7 @@ POLICY_DEFAULTS: dict[str, Any] = {
     "replicas": 1,
     "concurrency": 1,
     "batch": 100,
-    "timeout": None,
+    "timeout": 300.0,  # every call has a deadline (README, "Deadlines")
     "max_deliveries": 5,
     "visibility_timeout": 30.0,
     "max_payload_bytes": 1_048_576,

@@ -37,6 +37,8 @@ PRIVATE_COMMANDS = (
     "+hsetnx",
     "+hget",
     "+hgetall",
+    "+hkeys",
+    "+hdel",
     "+hlen",
     "+hincrby",
     "+zadd",

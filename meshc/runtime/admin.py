@@ -21,6 +21,7 @@ import redis
 from meshc.runtime import cluster, keys, llm_store
 from meshc.runtime.client import Entry, decode_entry, group_lag, read_range, stream_keys
 from meshc.runtime.connect import MeshOpsError, connect
+from meshc.runtime.scripts import RETRY_CONSUMER
 from meshc.runtime.spec import AgentSpec, MeshSpec
 from meshc.runtime.wire import id_order
 
@@ -143,7 +144,14 @@ def _group_infos(r: redis.Redis, key: str) -> dict[str, dict[str, Any]]:
 
 
 def _empty_group() -> dict[str, Any]:
-    return {"exists": True, "lag": 0, "pending": 0, "last_delivered": {}, "consumers": []}
+    return {
+        "exists": True,
+        "lag": 0,
+        "pending": 0,
+        "retrying": 0,
+        "last_delivered": {},
+        "consumers": [],
+    }
 
 
 def _add_group(
@@ -159,7 +167,10 @@ def _add_group(
     out["pending"] += int(info["pending"])
     out["last_delivered"][key] = info["last-delivered-id"].decode()
     for c in r.xinfo_consumers(key, info["name"]):
-        _merge_consumer(out["consumers"], c)
+        if c["name"].decode() == RETRY_CONSUMER:  # failed calls waiting for their retry
+            out["retrying"] += int(c["pending"])
+        else:
+            _merge_consumer(out["consumers"], c)
 
 
 def _merge_consumer(consumers: list[dict[str, Any]], info: dict[str, Any]) -> None:
@@ -186,7 +197,22 @@ def _agent_status(r: redis.Redis, mesh: MeshSpec, agent: AgentSpec) -> dict[str,
     if agent.handler == "llm":
         counters = llm_store.counter_keys(mesh.name, agent.name, mesh.partitions)
         out["llm"] = llm_store.totals(cluster.mget(r, counters))
+    if agent.reads:
+        out.update(_health(r, mesh, agent.name))
     return out
+
+
+def _health(r: redis.Redis, mesh: MeshSpec, agent: str) -> dict[str, Any]:
+    """What workers of ``agent`` recorded about themselves: how often handler calls stuck
+    past their timeout made one exit for a fresh process, and the last such note."""
+    exits, last = 0, None
+    for p in range(mesh.partitions):
+        fields: Any = r.hgetall(keys.private_key(mesh.name, agent, "health", p, mesh.partitions))
+        exits += int(fields.get(b"stuck_exits", 0))
+        note = fields.get(b"last_stuck")
+        if note is not None and (last is None or note.decode() > last):
+            last = note.decode()
+    return {"stuck_exits": exits, "last_stuck": last}
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -198,14 +224,17 @@ def format_status(report: dict[str, Any]) -> str:
         rows.append([name, str(s["length"]), "(terminal)" if s["terminal"] else "-", "", "", ""])
         for group, g in s["groups"].items():
             label = group if g["exists"] else f"{group} (no group yet)"
-            rows.append(
-                ["", "", label, str(g["lag"]), str(g["pending"]), _consumers(g["consumers"])]
-            )
+            rows.append(["", "", label, str(g["lag"]), _pending(g), _consumers(g["consumers"])])
     lines += _table(rows) + [""]
     rows = [["AGENT", "ROLE", "DEAD LETTERS", "LATE PARTIALS"]]
     for name, a in report["agents"].items():
         rows.append([name, a["role"], str(a["dead_letters"]), str(a.get("late_partials", "-"))])
     lines += _table(rows)
+    stuck = {name: a for name, a in report["agents"].items() if a.get("stuck_exits")}
+    if stuck:
+        lines += ["", "workers that exited because handler calls were stuck past their timeout:"]
+        lines += [f"  {name}: {a['stuck_exits']} times; last: {a['last_stuck']}"
+                  for name, a in stuck.items()]  # fmt: skip
     llm = {name: a["llm"] for name, a in report["agents"].items() if "llm" in a}
     if llm:
         lines += ["", *_table(_llm_rows(llm))]
@@ -221,6 +250,12 @@ def _llm_rows(llm: dict[str, dict[str, int]]) -> list[list[str]]:
         mean = str(t["latency_ms"] // answered) if answered > 0 else "-"
         rows.append([name, *(str(t[k]) for k in llm_store.COUNTERS[:-1]), mean])
     return rows
+
+
+def _pending(group: dict[str, Any]) -> str:
+    """Pending entries; those waiting for a retry after a failure said apart."""
+    retrying = group.get("retrying", 0)
+    return f"{group['pending']} ({retrying} to retry)" if retrying else str(group["pending"])
 
 
 def _consumers(consumers: list[dict[str, Any]]) -> str:

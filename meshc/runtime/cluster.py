@@ -37,10 +37,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio.cluster as acluster
 import redis.cluster as scluster
-from meshc.runtime.connect import ConnectError, redact
-from meshc.runtime.errors import ConfigError
+from meshc.runtime.errors import ConfigError, ConnectError
 from meshc.runtime.reader import Reader
 from meshc.runtime.spec import MeshSpec, Policy
+from meshc.runtime.urls import redact
 from meshc.runtime.wire import Delivery
 from redis._parsers.commands import AsyncCommandsParser, CommandsParser
 from redis.exceptions import (

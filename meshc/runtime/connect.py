@@ -13,63 +13,28 @@ so callers keep one code path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
-from meshc.runtime.errors import MeshRuntimeError
+from meshc.runtime import cluster
+from meshc.runtime.errors import ConnectError, MeshOpsError, ServerUnreachable
+from meshc.runtime.urls import Target, parse_url, redact
 from redis.exceptions import RedisClusterException
 
+__all__ = [
+    "ConnectError",
+    "MeshOpsError",
+    "ServerUnreachable",
+    "Target",
+    "check_async",
+    "connect",
+    "connect_async",
+    "parse_url",
+    "redact",
+]
+
 CONNECT_TIMEOUT = 5.0
-SINGLE_SCHEMES = ("redis", "rediss", "unix")
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
-
-
-class MeshOpsError(MeshRuntimeError):
-    """Base of the errors raised by meshc's operational modules (server, client, admin).
-
-    The CLI catches this one class, prints its message and exits 2, so every subclass
-    carries a message written for a person at a terminal.
-    """
-
-
-class ConnectError(MeshOpsError):
-    """Raised when a URL cannot be used (unknown scheme, a malformed cluster URL)."""
-
-
-class ServerUnreachable(ConnectError):
-    """Raised when nothing answers at the URL, or it refuses our credentials."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """A parsed server URL: which kind of client it needs."""
-
-    url: str
-    cluster: bool
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to print and log."""
-    parts = urlsplit(url)
-    userinfo, sep, hosts = parts.netloc.rpartition("@")  # hosts: one, or a cluster's list
-    if not sep or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
-
-
-def parse_url(url: str) -> Target:
-    """Check the scheme up front, so a typo fails here and not deep inside redis-py."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in SINGLE_SCHEMES:
-        return Target(url=url, cluster=False)
-    if scheme in CLUSTER_SCHEMES:
-        return Target(url=url, cluster=True)
-    allowed = ", ".join(f"{s}://" for s in SINGLE_SCHEMES + CLUSTER_SCHEMES)
-    raise ConnectError(f"unsupported server URL {redact(url)!r}: use one of {allowed}")
 
 
 def _unreachable(url: str, err: Exception) -> ServerUnreachable:
@@ -115,8 +80,6 @@ def connect_async(
     target = parse_url(url)
     extra = _credentials(username, password)
     if target.cluster:
-        from meshc.runtime import cluster
-
         client = cluster.async_client(url, socket_connect_timeout=CONNECT_TIMEOUT, **extra)
         return cast(redis.asyncio.Redis, client)
     return redis.asyncio.Redis.from_url(
@@ -137,8 +100,6 @@ async def check_async(client: redis.asyncio.Redis, url: str) -> None:
 def _connect_cluster(url: str, extra: dict[str, Any]) -> redis.Redis:
     """A cluster client typed as the single-server one callers expect (it answers every
     command they use with the same signature); redis-py connects it at once."""
-    from meshc.runtime import cluster
-
     try:
         client = cluster.sync_client(url, socket_connect_timeout=CONNECT_TIMEOUT, **extra)
     except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as err:

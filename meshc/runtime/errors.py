@@ -55,3 +55,19 @@ class PermanentError(MeshRuntimeError):
     invalid after its repair attempt, a prompt that cannot render for this payload,
     or a request the model server refuses as malformed.
     """
+
+
+class MeshOpsError(MeshRuntimeError):
+    """Base of the errors raised by meshc's operational modules (server, client, admin).
+
+    The CLI catches this one class, prints its message and exits 2, so every subclass
+    carries a message written for a person at a terminal.
+    """
+
+
+class ConnectError(MeshOpsError):
+    """Raised when a URL cannot be used (unknown scheme, a malformed cluster URL)."""
+
+
+class ServerUnreachable(ConnectError):
+    """Raised when nothing answers at the URL, or it refuses our credentials."""

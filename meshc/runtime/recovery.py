@@ -13,9 +13,10 @@ that pending list again *before* reading anything new, in rounds:
    in that group. A group of several is halved and its halves run one after another;
    a group of one has killed its worker while running alone, which is counted. At
    :data:`KILL_LIMIT` such deaths the entry is dead-lettered with that reason.
-3. Suspects are taken over without counting a delivery (XCLAIM RETRYCOUNT), and do
-   not count against ``max_deliveries``: an innocent message read with a poison one
-   is never dead-lettered for having been in flight when its worker died.
+3. Suspects count a delivery when they are taken over (they were delivered again),
+   but do not count against ``max_deliveries`` while recovered: an innocent message
+   read with a poison one is never dead-lettered for having been in flight when its
+   worker died.
 
 The lane pauses only for this: rounds run with full concurrency, a poison message is
 isolated in about log2(concurrency) + 2 crashes, and crashes after a worker was ready
@@ -138,7 +139,7 @@ class Recovery:
         deliveries: list[Delivery] = []
         for key in {e[0] for e in group}:
             rows = [(i, n) for k, i, n in group if k == key]
-            deliveries += await self.reader.claim(r, key, rows, 0, count=False)
+            deliveries += await self.reader.claim(r, key, rows, 0, count=True)
         for d in deliveries:
             d.recovered = True
         await handle(deliveries)
@@ -158,7 +159,7 @@ class Recovery:
     async def _dead(
         self, r: Redis, e: Entry, deaths: int, dead: Callable[[Verdict], Awaitable[None]]
     ) -> None:
-        claimed = await self.reader.claim(r, e[0], [(e[1], e[2])], 0, count=False)
+        claimed = await self.reader.claim(r, e[0], [(e[1], e[2])], 0, count=True)
         if claimed:
             await dead(Verdict(claimed[0], deaths))
         p = self.reader.inputs[e[0]][1]

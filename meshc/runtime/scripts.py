@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from meshc.runtime import wire
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
@@ -47,11 +48,11 @@ local extra = {}
 for j = 1, 2 * tonumber(ARGV[3]) do extra[j] = ARGV[3 + j] end
 local function add(dst, data, trace, id, attempt, took)
   if took == '' then
-    redis.call('XADD', dst, '*', 'data', data, 'trace', trace, 'parent', id,
-      'agent', agent, 'attempt', attempt, unpack(extra))
+    redis.call('XADD', dst, '*', '@DATA', data, '@TRACE', trace, '@PARENT', id,
+      '@AGENT', agent, '@ATTEMPT', attempt, unpack(extra))
   else
-    redis.call('XADD', dst, '*', 'data', data, 'trace', trace, 'parent', id,
-      'agent', agent, 'attempt', attempt, 'took', took, unpack(extra))
+    redis.call('XADD', dst, '*', '@DATA', data, '@TRACE', trace, '@PARENT', id,
+      '@AGENT', agent, '@ATTEMPT', attempt, '@TOOK', took, unpack(extra))
   end
 end
 local i, n = 4 + 2 * tonumber(ARGV[3]), #ARGV
@@ -106,7 +107,7 @@ while i <= n do
   end
 end
 return {acked, skipped}
-""".replace("@RETRY", RETRY_CONSUMER)
+"""
 
 # KEYS: input keys. ARGV[1] group, ARGV[2] consumer, then records: key n id*n.
 # Resets the idle time of entries this consumer still holds (XCLAIM ... JUSTID, which
@@ -162,7 +163,7 @@ for i = 4, #ARGV, 8 do
   end
 end
 return {late, stale, complete}
-""".replace("@META", str(JOIN_META))
+"""
 )
 
 # KEYS[1] deadlines zset, then hash/done/output keys. ARGV[1] agent, ARGV[2] done ttl s,
@@ -195,11 +196,11 @@ while i <= #ARGV do
   for _ = 1, nout do
     if status == 'emitted' then
       if took == '' then
-        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1], 'trace', trace,
-          'parent', parent, 'agent', agent, 'attempt', attempt, unpack(extra))
+        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', '@DATA', ARGV[i+1], '@TRACE', trace,
+          '@PARENT', parent, '@AGENT', agent, '@ATTEMPT', attempt, unpack(extra))
       else
-        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', 'data', ARGV[i+1], 'trace', trace,
-          'parent', parent, 'agent', agent, 'attempt', attempt, 'took', took, unpack(extra))
+        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', '@DATA', ARGV[i+1], '@TRACE', trace,
+          '@PARENT', parent, '@AGENT', agent, '@ATTEMPT', attempt, '@TOOK', took, unpack(extra))
       end
     end
     i = i + 2
@@ -207,7 +208,7 @@ while i <= #ARGV do
   statuses[#statuses + 1] = status
 end
 return statuses
-""".replace("@META", str(JOIN_META))
+"""
 
 # KEYS: deadlines, hash, done, dlq. ARGV: join_id max_deliveries retry_ms ttl, dlq fields...
 # A merge handler failed: retry the join later, or dead-letter it past max_deliveries.
@@ -240,10 +241,24 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(AR
 )
 
 
+def _lua(source: str) -> str:
+    """The script with its placeholders filled: the wire format's field names (defined
+    once, in ``wire``), the retry consumer's name and the join's meta field count."""
+    names = {
+        "@DATA": wire.DATA, "@TRACE": wire.TRACE, "@PARENT": wire.PARENT,
+        "@AGENT": wire.AGENT, "@ATTEMPT": wire.ATTEMPT, "@TOOK": wire.TOOK,
+    }  # fmt: skip
+    for placeholder, name in names.items():
+        source = source.replace(placeholder, name.decode())
+    return source.replace("@RETRY", RETRY_CONSUMER).replace("@META", str(JOIN_META))
+
+
 class Script:
     """A Lua source with its SHA1, called by EVALSHA with an EVAL fallback."""
 
     def __init__(self, source: str) -> None:
+        source = _lua(source)
+        assert "@" not in source, "a placeholder left in a script"
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 

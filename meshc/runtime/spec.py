@@ -20,7 +20,7 @@ class Policy:
     replicas: int = 1
     concurrency: int = 1
     batch: int = 100
-    timeout: float | None = None
+    timeout: float | None = 300.0  # None: no deadline (only hand-built specs do that)
     max_deliveries: int = 5
     visibility_timeout: float = 30.0
     max_payload_bytes: int = 1_048_576

@@ -149,6 +149,7 @@ class Worker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._due = {"retry": 0.0, "keepalive": 0.0}
         self._closed = False
+        self._outage = False  # a server error was seen; refresh held entries first
         self._fatal: BaseException | None = None
         self._suspects: asyncio.Task[None] | None = None
 
@@ -234,6 +235,7 @@ class Worker:
                 self.dispatch(got)
                 backoff = 0.05
             except TRANSIENT as exc:
+                self._outage = True
                 self.log.warning("server unavailable (%s); retrying in %.2f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
@@ -258,6 +260,8 @@ class Worker:
             self.runner.expire(now)
             self._check_stuck()
             try:
+                if self._outage:
+                    await self._after_outage(now)
                 if now >= self._due["keepalive"]:
                     await self._keepalive(now)
                 if not self.stopping and now >= self._due["retry"]:
@@ -266,10 +270,20 @@ class Worker:
                     await self.joiner.sweep()
                 backoff = 0.05
             except TRANSIENT as exc:
+                self._outage = True
                 self.log.warning("server unavailable (%s); retrying in %.2f s", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
             await asyncio.sleep(TICK)
+
+    async def _after_outage(self, now: float) -> None:
+        """The server is back. Its clock kept running, so every entry held here now
+        looks idle for the whole outage: refresh them all at once, and look for other
+        replicas' idle entries only a little later, after they have refreshed theirs,
+        or live workers would take each other's work."""
+        await self._keepalive(now, every=True)
+        self._due["retry"] = now + max(0.05, self.policy.visibility_timeout / 2)
+        self._outage = False
 
     async def _drain(self) -> None:
         """Finish what is held (deadlines bound it) and commit it."""
@@ -487,6 +501,7 @@ class Worker:
                     return await self.replica_wait.many(script, self.redis, calls)
                 return await script.many(self.redis, calls)
             except TRANSIENT as exc:
+                self._outage = True
                 self.log.warning("commit failed (%s); retrying in %.2f s", exc, delay)
             except ResponseError as exc:
                 if not is_busy(exc):
@@ -524,12 +539,13 @@ class Worker:
 
     # -- timers ---------------------------------------------------------------------
 
-    async def _keepalive(self, now: float) -> None:
+    async def _keepalive(self, now: float, every: bool = False) -> None:
         """Reset the idle time of entries held longer than a third of the visibility
-        timeout, so no other replica takes them while this one works on them."""
+        timeout (``every``: of all held), so no other replica takes them while this one
+        works on them."""
         vt = self.policy.visibility_timeout
         self._due["keepalive"] = now + max(0.05, vt / 3)
-        old = now - vt / 3
+        old = now if every else now - vt / 3
         by_part: dict[int, scripts.ScriptCall] = {}
         refreshed = []
         for pair, since in self._held.items():

@@ -37,6 +37,7 @@ from meshc.runtime.client import (
     stream_keys,
 )
 from meshc.runtime.connect import connect
+from meshc.runtime.context import Context
 from meshc.runtime.replica import Stats
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.worker import Worker, resolve_handler
@@ -127,6 +128,7 @@ class RunningMesh:
         self._thread: threading.Thread | None = None
         self.redis: redis.Redis = connect(url)
         self.client = MeshClient(spec, client=self.redis)
+        self.tap.lose = self._lose
         self.workers: list[Worker] = []
         for name in sorted(spec.agents):
             agent = spec.agents[name]
@@ -146,6 +148,17 @@ class RunningMesh:
                         block_ms=block_ms,
                     )
                 )
+
+    def _lose(self, ctx: Context) -> None:
+        """Take the entry of a running call away from its worker, as a stalled worker's
+        entry would be: owned by nobody alive and idle for the visibility timeout, so
+        another replica takes it over at once."""
+        spec = self.spec
+        key = keys.stream_key(ctx.stream, spec.name, ctx.partition, spec.partitions)
+        idle = int(spec.agents[ctx.agent].policy.visibility_timeout * 1000)
+        self.redis.xclaim(
+            key, ctx.agent, "meshc-test:stalled", 0, [ctx.entry_id], idle=idle, justid=True
+        )
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Wrapping handlers of a running mesh: count calls per input, stall a replica.
 
 The stall is how a message gets delivered twice on purpose: the first call of a
-chosen agent sleeps past the visibility timeout, another replica reclaims the message
-and handles it, and then the stalled call finishes too. Both replicas try to commit;
-the commit script must let one set of outputs through.
+chosen agent acts as if its worker had stalled (a live worker keeps its entries, so
+a slow call alone would not do): its entry is handed away as a stalled worker's
+would be taken, another replica takes it over and handles it, and then the stalled
+call finishes too. Both replicas try to commit; the commit script must let one set of
+outputs through.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ Handler = Callable[..., Any]
 
 class Tap:
     """Wraps handlers: counts calls per (agent, input entry) and can stall the first
-    call of chosen agents for ``stall`` seconds, so that another replica reclaims the
-    message and both finish (a duplicate delivery on purpose)."""
+    call of chosen agents for ``stall`` seconds after ``lose(ctx)`` gave its entry
+    away, so that another replica takes it over and both finish (a duplicate delivery
+    on purpose). The running mesh sets ``lose``."""
 
     def __init__(self, stall: float = 0.0, stall_agents: Iterable[str] = ()) -> None:
         self.stall = stall
         self.to_stall = set(stall_agents)
+        self.lose: Callable[[Context], None] | None = None
         self.calls: dict[str, Counter[str]] = {}
         self.active = 0
         self._lock = threading.Lock()
@@ -43,6 +47,7 @@ class Tap:
                 pause = self._enter(agent, calls, ctx)
                 try:
                     if pause:
+                        self._lose(ctx)
                         await asyncio.sleep(pause)
                     return await handler(payload, ctx)
                 finally:
@@ -54,6 +59,7 @@ class Tap:
             pause = self._enter(agent, calls, ctx)
             try:
                 if pause:
+                    self._lose(ctx)
                     time.sleep(pause)
                 return handler(payload, ctx)
             finally:
@@ -65,10 +71,14 @@ class Tap:
         with self._lock:
             self.active += 1
             calls[ctx.entry_id] += 1
-            if agent in self.to_stall:
-                self.to_stall.discard(agent)
-                return self.stall
-            return 0.0
+            if agent not in self.to_stall:
+                return 0.0
+            self.to_stall.discard(agent)
+            return self.stall
+
+    def _lose(self, ctx: Context) -> None:
+        if self.lose is not None:
+            self.lose(ctx)
 
     def _leave(self) -> None:
         with self._lock:

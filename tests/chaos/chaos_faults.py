@@ -68,7 +68,7 @@ _root = Path(os.environ[FAULTS_ENV]) if os.environ.get(FAULTS_ENV) else None
 _lock = threading.Lock()
 # Workers run as ``python -m <pkg>.agents.<agent>``: argv[0] is that module's file.
 _agent = Path(sys.argv[0]).stem
-_handled: list[tuple[str, int]] = []  # (entry id, attempt) handled since the last commit
+_handled: dict[str, int] = {}  # entry id -> attempt of its last call in this process
 
 
 def _claim(point: str) -> Path | None:
@@ -116,7 +116,7 @@ def _wrap(agent: str, handler: Callable[..., Any]) -> Callable[..., Any]:
             time.sleep(float(os.environ.get(STALL_ENV, "3")))
         result = handler(payload, ctx)
         with _lock:
-            _handled.append((ctx.entry_id, ctx.attempt))
+            _handled[ctx.entry_id] = ctx.attempt
         fired = _claim("handled")
         if fired is not None:
             _record(fired, point="handled", **where)
@@ -139,6 +139,40 @@ def _script_name(args: tuple[Any, ...]) -> str | None:
     return None
 
 
+def _script_entries(script: str, args: tuple[Any, ...]) -> list[str]:
+    """The input entry ids a commit script call settles, read from its arguments
+    (layouts in meshc/runtime/scripts.py): COMMIT's records, a JOIN_EMIT's parents."""
+    words = [a.decode() if isinstance(a, bytes) else str(a) for a in args]
+    argv = words[3 + int(words[2]) :]
+    if script == "JOIN_EMIT":
+        i, ids = 3 + 2 * int(argv[2]), []
+        while i < len(argv):
+            ids.append(argv[i + 5])
+            i += 9 + 2 * int(argv[i + 8])
+        return ids
+    if script != "COMMIT":
+        return []
+    i, ids = 3 + 2 * int(argv[2]), []
+    while i < len(argv):
+        kind = argv[i]
+        if kind == "r":
+            count = int(argv[i + 4])
+            ids += [argv[i + 5 + 4 * k] for k in range(count)]
+            i += 5 + 4 * count
+        elif kind == "o":
+            ids.append(argv[i + 2])
+            i += 7 + 2 * int(argv[i + 6])
+        elif kind == "f":
+            ids.append(argv[i + 2])
+            j, n = i + 4, int(argv[i + 3])
+            for _ in range(n):
+                j += 2 + int(argv[j + 1])
+            i = j
+        else:  # 'p': a failed call handed to the retry consumer
+            i += 4
+    return ids
+
+
 def _install_commit_hook() -> None:
     """Wrap the asyncio connection's ``send_command`` around commit scripts: ``torn``
     writes half of the request and dies; ``commit`` dies once all of it is written and
@@ -151,9 +185,8 @@ def _install_commit_hook() -> None:
         if script is None:
             await original(self, *args, **kwargs)
             return
-        with _lock:
-            entries = list(_handled)
-            _handled.clear()
+        with _lock:  # the entries this very call commits (a retried call: the same ones)
+            entries = [(i, _handled[i]) for i in _script_entries(script, args) if i in _handled]
         fired = _claim("torn")
         if fired is not None:
             if not self.is_connected:

@@ -13,6 +13,7 @@ import redis
 from meshc.runtime import admin, keys
 from meshc.runtime.admin import AdminError
 from meshc.runtime.client import MeshClient
+from meshc.runtime.scripts import RETRY_CONSUMER
 from ops_fixtures import fresh_client, make_mesh, shared_url
 
 
@@ -53,12 +54,33 @@ def test_status_numbers(r: redis.Redis) -> None:
     assert consumers == {"w-1": 3, "w-2": 2}
     parts = report["streams"]["t.parts"]["groups"]["agg"]
     assert (parts["exists"], parts["lag"]) == (False, 0)
-    assert report["agents"]["work"] == {"role": "specialist", "dead_letters": 1}
+    assert report["agents"]["work"] == {
+        "role": "specialist",
+        "dead_letters": 1,
+        "stuck_exits": 0,
+        "last_stuck": None,
+    }
     assert report["agents"]["agg"]["late_partials"] == 3
     assert json.loads(json.dumps(report)) == report  # JSON-friendly
     text = admin.format_status(report)
     assert "w-1 (pending 3" in text and "agg (no group yet)" in text
     assert "LATE PARTIALS" in text
+
+
+def test_status_counts_entries_waiting_for_a_retry_apart(r: redis.Redis) -> None:
+    """Failed calls wait with the retry consumer: counted as `retrying`, not listed as
+    a consumer (it is no worker)."""
+    mesh = make_mesh()
+    for n in range(3):
+        r.xadd("t.tasks", {"data": f'{{"n": {n}}}'})
+    r.xgroup_create("t.tasks", "work", id="0")
+    r.xreadgroup("work", "w-1", {"t.tasks": ">"}, count=3)
+    failed = r.xrange("t.tasks", count=1)[0][0]
+    r.xclaim("t.tasks", "work", RETRY_CONSUMER, 0, [failed], justid=True)
+    work = admin.status(mesh, r)["streams"]["t.tasks"]["groups"]["work"]
+    assert (work["pending"], work["retrying"]) == (3, 1)
+    assert [c["name"] for c in work["consumers"]] == ["w-1"]
+    assert "3 (1 to retry)" in admin.format_status(admin.status(mesh, r))
 
 
 def test_status_sums_partitions(r: redis.Redis) -> None:

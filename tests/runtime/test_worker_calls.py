@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+from meshc.runtime import admin
 from meshc.runtime.context import Context
 from meshc.runtime.scripts import RETRY_CONSUMER
 from meshc.runtime.worker import EXIT_STUCK
@@ -173,6 +174,9 @@ def test_stuck_threads_reaching_the_bound_make_the_worker_drain_and_exit(
         await r.aclose()
 
     asyncio.run(scenario())
+    report = admin.status(echo_mesh(), valkey_url)
+    assert report["agents"]["echo"]["stuck_exits"] == 1
+    assert "echo: 1 times; last:" in admin.format_status(report)
 
 
 def test_a_failed_call_waits_with_the_retry_consumer_then_runs_again(valkey_url: str) -> None:
