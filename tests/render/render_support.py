@@ -21,13 +21,18 @@ from meshc.core import CoreMesh
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"
-# Every example mesh, plus a case file of names and shapes that are hard to draw.
-EXAMPLES = [*sorted((ROOT / "meshes").glob("*.yaml")), ROOT / "tests/render/cases/tricky.yaml"]
+# Every example mesh, plus case files: names and shapes that are hard to draw
+# (tricky.yaml), partitions and every kind of field type (partitioned.yaml).
+EXAMPLES = [
+    *sorted((ROOT / "meshes").glob("*.yaml")),
+    *sorted((ROOT / "tests/render/cases").glob("*.yaml")),
+]
 EXAMPLE_IDS = [p.stem for p in EXAMPLES]
 REFRESH = "MESHC_UPDATE_GOLDEN=1 .venv/bin/pytest tests/render"
 CHROMIUM = "/usr/bin/chromium"
 NODE_DIR = Path(os.environ.get("MESHC_RENDER_NODE_DIR", ROOT / ".cache" / "render-node"))
 MERMAID_JS = NODE_DIR / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
+ASYNCAPI_PARSER = NODE_DIR / "node_modules" / "@asyncapi" / "parser"
 INSTALL = "bash .ci/install-render-deps.sh"
 
 
