@@ -23,6 +23,7 @@ COMMANDS = (
     "submit",
     "tail",
     "status",
+    "trace",
     "dlq",
     "demo",
     "server",

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from meshc.api import analyze_file
-from meshc.commands.output import COLORS, cannot_open, emit
+from meshc.commands.output import COLORS, can_encode, cannot_open, emit
 from meshc.core import CoreMesh
 from meshc.render import FORMATS, GraphvizError, LiveError, LiveStats, render
 from meshc.render.live import connect, read_live
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         live = _live(args, analysis.core) if args.live else None
-        ascii = args.ascii or (not args.output and not _can_encode(sys.stdout, "└│├"))
+        ascii = args.ascii or (not args.output and not can_encode(sys.stdout, "└│├"))
         as_json = args.json or (args.output or "").lower().endswith(".json")
         out = render(
             analysis.core,
@@ -113,14 +113,6 @@ def _embedded_url() -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return url if isinstance(url, str) and url else None
-
-
-def _can_encode(stream: Any, sample: str) -> bool:
-    try:
-        sample.encode(getattr(stream, "encoding", None) or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
 
 
 def _write(out: str | bytes, path: str | None) -> int:
