@@ -290,11 +290,12 @@ def _not_found(
     mesh: MeshSpec, trace: str, scanner: _Scanner, start: str | None, end: str | None
 ) -> str:
     where = f" between {start} and {end}" if start else ""
-    hint = (
-        "check the trace (meshc submit prints it), or give --since to look further back"
-        if start is None or not scanner.truncated
-        else "the scan stopped at --max-entries; raise it or narrow --since"
-    )
+    if scanner.truncated:
+        hint = "the scan stopped at --max-entries: raise it, or give --since closer to the task"
+    elif start is None:
+        hint = "check the trace (meshc submit prints it), or give --since if its intake was trimmed"
+    else:
+        hint = "check the trace (meshc submit prints it) and --since"
     return (
         f"no entry of mesh {mesh.name!r} carries trace {trace!r}{where} (scanned "
         f"{scanner.entries} entries in {scanner.keys} keys); {hint}"

@@ -27,10 +27,11 @@ def as_json(trace: TaskTrace) -> str:
 
 
 def ms(value: float) -> str:
-    """``7 ms``, ``0.4 ms``, ``1.25 s``: short and exact enough to compare hops."""
+    """``7 ms``, ``0.25 ms``, ``1.25 s``: short and exact enough to compare hops."""
     if value >= 1000:
         return f"{value / 1000:.2f}".rstrip("0").rstrip(".") + " s"
-    return f"{value:.1f}".rstrip("0").rstrip(".") + " ms"
+    digits = 2 if value < 1 else 1
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".") + " ms"
 
 
 @dataclass
