@@ -86,9 +86,20 @@ class Hop:
         return self.outputs[0].took_ms
 
     @property
+    def ready(self) -> TraceEntry | None:
+        """The input from which the hop's time counts: its input, or for a join the
+        newest partial (the join could not finish before it was written). The
+        runtime's ``parent`` of a join result is the partial stored last in its
+        batch, which need not be the newest."""
+        if self.join and self.inputs:
+            return max(self.inputs, key=lambda e: id_order(e.id))
+        return self.trigger
+
+    @property
     def total_ms(self) -> int | None:
         """Input written → output written; None when the input was not found."""
-        return None if self.trigger is None else self.outputs[0].ms - self.trigger.ms
+        ready = self.ready
+        return None if ready is None else self.outputs[0].ms - ready.ms
 
     @property
     def wait_ms(self) -> float | None:

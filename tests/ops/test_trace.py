@@ -113,6 +113,24 @@ def test_a_whole_task_with_its_timings(r: redis.Redis) -> None:
     assert found.scan.entries >= 6 * 2  # the interleaved task's entries were read too
 
 
+def test_a_join_is_timed_from_its_newest_partial(r: redis.Redis) -> None:
+    add(r, "in", at(0), "tj", agent="feed")
+    add(r, "lane.a", at(1), "tj", at(0), "split")
+    add(r, "lane.b", at(1), "tj", at(0), "split")
+    add(r, "out.a", at(20), "tj", at(1), "a")
+    add(r, "out.b", at(35), "tj", at(1), "b")
+    # the runtime names the partial stored last in its batch, here not the newest one
+    add(r, "result", at(40), "tj", at(20), "join", "1", {"id": "x", "missing": []})
+    found = read_trace(r, spec(), "tj")
+    join = found.hops[-1]
+    assert join.trigger is not None and join.trigger.stream == "out.a"
+    assert join.ready is not None and join.ready.stream == "out.b"
+    assert (join.total_ms, join.wait_ms) == (5, 4.0)
+    text = tree(found)
+    assert "join of 2 partials (a, b), 5 ms after the last (b) = waited 4 ms + handler 1 ms" in text
+    assert text.index("out.b") < text.index("join (attempt 1)") < text.index("result  ")
+
+
 def test_a_hop_without_took_shows_its_total_only(r: redis.Redis) -> None:
     add(r, "in", at(0), "t", agent="feed")
     add(r, "lane.a", at(12), "t", at(0), "split")
