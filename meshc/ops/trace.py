@@ -296,7 +296,9 @@ def _not_found(
         hint = "check the trace (meshc submit prints it), or give --since if its intake was trimmed"
     else:
         hint = "check the trace (meshc submit prints it) and --since"
+    entries = f"{scanner.entries} {'entry' if scanner.entries == 1 else 'entries'}"
+    keys_ = f"{scanner.keys} {'key' if scanner.keys == 1 else 'keys'}"
     return (
         f"no entry of mesh {mesh.name!r} carries trace {trace!r}{where} (scanned "
-        f"{scanner.entries} entries in {scanner.keys} keys); {hint}"
+        f"{entries} in {keys_}); {hint}"
     )

@@ -7,6 +7,7 @@ end-to-end tests (tests/e2e/test_e2e_trace.py) trace tasks that real workers ran
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from meshc.cli import build_parser
 from meshc.ops.trace import TraceNotFound, read_trace
 from meshc.ops.trace_model import TaskTrace
 from meshc.ops.trace_view import as_json, mermaid, ms, tree
@@ -306,3 +308,19 @@ def test_colour_only_when_asked(r: redis.Redis) -> None:
 def test_durations_read_well() -> None:
     assert [ms(0), ms(0.25), ms(7), ms(12.5), ms(1250)] == ["0 ms", "0.25 ms", "7 ms",
                                                            "12.5 ms", "1.25 s"]  # fmt: skip
+
+
+def test_every_option_of_the_command_has_help() -> None:
+    sub = next(
+        a for a in build_parser("trace")._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    actions = sub.choices["trace"]._actions
+    assert {a.dest for a in actions} >= {
+        "file",
+        "trace",
+        "format",
+        "since",
+        "window",
+        "max_entries",
+    }
+    assert all(a.help for a in actions), [a.dest for a in actions if not a.help]
