@@ -200,17 +200,19 @@ def _readers(agents: Iterable[AgentSpec]) -> list[AgentSpec]:
 
 
 def _entry(stream: str, key: str, eid: bytes, fields: dict[bytes, bytes], dead: bool) -> TraceEntry:
-    head = decode_entry(eid, fields)
-    took = fields.get(TOOK)
+    """Decode one entry; a header field that does not parse (a foreign writer's) is
+    shown as missing rather than stopping the trace."""
+    head = decode_entry(eid, {k: v for k, v in fields.items() if k != ATTEMPT})
     extra = {
         k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
         for k, v in fields.items()
         if k not in _HEADER
     }
+    attempt = _number(fields.get(ATTEMPT))
     return TraceEntry(
         stream=stream, key=key, id=head["id"], agent=head["agent"], parent=head["parent"],
-        attempt=head["attempt"], took_ms=_number(took), data=head["data"], extra=extra,
-        dead=dead,
+        attempt=int(attempt) if attempt is not None else 1, took_ms=_number(fields.get(TOOK)),
+        data=head["data"], extra=extra, dead=dead,
     )  # fmt: skip
 
 

@@ -69,7 +69,10 @@ def add(
     **extra: str,
 ) -> str:
     """XADD one entry in the wire format; ``trace=None`` writes ``data`` alone."""
-    fields: dict[str, Any] = {"data": orjson.dumps(data if data is not None else {"id": "x"})}
+    raw = (
+        data if isinstance(data, bytes) else orjson.dumps(data if data is not None else {"id": "x"})
+    )
+    fields: dict[str, Any] = {"data": raw}
     if trace is not None:
         fields |= {"trace": trace, "parent": parent, "agent": agent, "attempt": "1"}
     if took is not None:
@@ -136,8 +139,18 @@ def test_a_join_is_timed_from_its_newest_partial(r: redis.Redis) -> None:
 def test_a_hop_without_took_shows_its_total_only(r: redis.Redis) -> None:
     add(r, "in", at(0), "t", agent="feed")
     add(r, "lane.a", at(12), "t", at(0), "split")
-    (hop,) = read_trace(r, spec(), "t").hops
+    add(r, "lane.b", at(12), "t", at(0), "split", took="soon", attempt="x", data=b"{not json")
+    found = read_trace(r, spec(), "t")
+    (hop,) = found.hops
     assert (hop.total_ms, hop.took_ms, hop.wait_ms) == (12, None, None)
+    assert "12 ms in all" in tree(found)
+    foreign = found.entries[-1]  # header fields a foreign writer got wrong: shown as absent
+    assert (foreign.stream, foreign.took_ms, foreign.attempt, foreign.data) == (
+        "lane.b",
+        None,
+        1,
+        None,
+    )
 
 
 def test_a_dead_letter_says_where_and_why(r: redis.Redis) -> None:
