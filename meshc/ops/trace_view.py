@@ -67,11 +67,11 @@ def tree(trace: TaskTrace, *, color: bool = False, ascii: bool = False) -> str:
     while waiting := sorted(t.joins - t.shown):
         _hop(t, waiting[0], "", "")
     orphans = [i for i in range(len(trace.hops)) if i not in t.shown]
-    if orphans:
+    if orphans:  # the root was trimmed, or written before the window: each from its hop
         t.lines.append("not linked to the root entry (its input was not found in the scan):")
-        for n, i in enumerate(orphans):
-            last = n == len(orphans) - 1
-            _hop(t, i, *_pads(t, "", last))
+        for i in orphans:
+            if i not in t.shown:  # not printed under an earlier one meanwhile
+                _hop(t, i, "", "")
     t.lines += _ends(t)
     t.lines.append(_scanned(trace))
     return "\n".join(t.lines) + "\n"
@@ -149,7 +149,7 @@ def _hop_line(t: _Tree, h: Hop) -> str:
 def _timing(h: Hop, after: str = "") -> str:
     """``12 ms = waited 5 ms + handler 7 ms``, or the total alone without ``took``."""
     if h.total_ms is None:
-        return "input not found"
+        return "input not found" + (f", handler {ms(h.took_ms)}" if h.took_ms is not None else "")
     total = ms(h.total_ms) + after
     if h.wait_ms is None or h.took_ms is None:
         return total if after else f"{total} in all"

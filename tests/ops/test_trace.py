@@ -263,6 +263,21 @@ def test_an_outside_producer_root_is_found_by_its_id(r: redis.Redis) -> None:
     assert "(outside producer)" in tree(found)
 
 
+def test_a_task_whose_root_was_trimmed_is_shown_from_its_first_hop(r: redis.Redis) -> None:
+    whole_task(r, "t13")
+    r.xdel("in", at(0))
+    with pytest.raises(TraceNotFound):  # without the root there is nothing to start from
+        read_trace(r, spec(), "t13")
+    found = read_trace(r, spec(), "t13", since=at(0))
+    assert found.root is None and found.status == "completed" and len(found.hops) == 4
+    text = tree(found, ascii=True)
+    assert "not linked to the root entry" in text
+    assert "split (attempt 1)  input not found, handler 3 ms" in text
+    for agent in ("split", "a", "b", "join"):
+        assert text.count(f"{agent} (attempt 1)") == 1, text
+    assert text.index("split (attempt") < text.index("a (attempt") < text.index("join (attempt")
+
+
 def test_the_window_bounds_the_scan(r: redis.Redis) -> None:
     add(r, "in", at(0), "t8", agent="feed")
     add(r, "lane.a", at(10), "t8", at(0), "split")
