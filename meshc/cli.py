@@ -24,6 +24,7 @@ COMMANDS = (
     "tail",
     "status",
     "trace",
+    "trim",
     "dlq",
     "demo",
     "server",
