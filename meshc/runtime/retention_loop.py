@@ -54,7 +54,7 @@ class RetentionLoop:
     ) -> None:
         self.mesh, self.url, self.on_pass = mesh, url, on_pass
         self.shortest, self.longest = pauses(mesh)
-        self.pause = self.longest
+        self.pause = self.shortest
         self.passes = self.removed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="meshc-retention", daemon=True)
