@@ -32,6 +32,7 @@ redis.call('XDEL', KEYS[1], ARGV[1])
 return id
 """
 
+
 class AdminError(MeshOpsError):
     """Raised when an operator request names an unknown agent, entry or source stream."""
 

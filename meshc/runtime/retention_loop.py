@@ -61,9 +61,7 @@ class RetentionLoop:
 
     def start(self) -> RetentionLoop:
         names = ", ".join(s.name for s in retained(self.mesh))
-        log.info(
-            "retention: trimming %s every %g-%g s", names, self.shortest, self.longest
-        )
+        log.info("retention: trimming %s every %g-%g s", names, self.shortest, self.longest)
         self._thread.start()
         return self
 
