@@ -18,6 +18,7 @@ COMMANDS = (
     "validate",
     "schema",
     "compile",
+    "diff",
     "render",
     "run",
     "submit",
