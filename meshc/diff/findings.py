@@ -119,8 +119,7 @@ class Finding:
         """``if …, else restart`` for a finding no server has settled yet, else ''."""
         if self.kind == "family" and self.clear is not None:
             return (
-                "if findings about its members that depend on the server break, "
-                f"else {self.clear}"
+                f"if findings about its members that depend on the server break, else {self.clear}"
             )
         if not self.conditions or self.held is not None:
             return ""

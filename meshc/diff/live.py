@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 from meshc.core import CoreMesh
-from meshc.diff.findings import Condition, Report, names
+from meshc.diff.findings import Condition, Report
 from meshc.diff.query import readers
 from meshc.runtime import keys
 from meshc.runtime.client import group_lag
@@ -35,9 +35,8 @@ class StreamFacts:
         if not self.length:
             return f"`{name}` is empty"
         busy = ", ".join(f"{g} {n}" for g, n in sorted(self.groups.items()) if n)
-        return f"`{name}` holds {self.length} entries" + (
-            f", unfinished: {busy}" if busy else ", all finished"
-        )
+        entries = "1 entry" if self.length == 1 else f"{self.length} entries"
+        return f"`{name}` holds {entries}" + (f", unfinished: {busy}" if busy else ", all finished")
 
 
 class Facts:
@@ -77,7 +76,7 @@ class Facts:
         """Does ``condition`` hold, and what was seen."""
         if condition.kind == "joins":
             counts = {a: self.open_joins(a) for a in condition.agents}
-            seen = [f"`{a}` has {n} open joins" for a, n in counts.items()]
+            seen = [f"`{a}` has {n} open join{'s' if n != 1 else ''}" for a, n in counts.items()]
             return any(counts.values()), seen
         facts = {s: self.stream(s) for s in condition.streams}
         if condition.kind == "group":
@@ -123,6 +122,3 @@ def settle(report: Report, facts: Facts) -> Report:
             held, seen = held or hit, seen + what
         settled.append(f.settled(held, seen))
     return replace(report, findings=settled)
-
-
-__all__ = ["Facts", "StreamFacts", "names", "settle"]
