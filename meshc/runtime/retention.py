@@ -50,7 +50,10 @@ local function after(id)
   local _, seq, ms = parse(id)
   return ms .. '-' .. string.format('%d', seq + 1)
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, 'done', '', '', '', ''} end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[4] ~= '1' then redis.call('HSET', KEYS[2], 'checked', ARGV[7]) end
+  return {0, 0, 'done', '', '', '', ''}
+end
 local length = redis.call('XLEN', KEYS[1])
 local hold, by, why = nil, '', ''
 local seen = {}
