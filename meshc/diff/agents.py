@@ -212,11 +212,14 @@ class _Changes:
 
     def reads(self) -> None:
         a, b = self.a, self.b
-        if a.join != b.join:
+        if a.join is None and b.join is not None:
+            self.note("join-added", "join added")
+        elif a.join is not None and b.join is None:
             self.note(
-                f"join-{'added' if b.join else 'removed'}",
-                "join added" if b.join else "join removed",
-            )
+                "join-removed", "join removed", "breaks", clear="restart",
+                reason="its open joins would never be emitted",
+                conditions=(Condition("joins", agents=(a.name,)),),
+            )  # fmt: skip
         for s in (s for s in b.read_names if s not in a.read_names):
             self.note(
                 "reads-added",

@@ -142,7 +142,7 @@ class Finding:
             "worst": self.level,
             "if_clear": self.clear,
             "conditions": [c.to_json() for c in self.conditions],
-            "settled": self.held is not None,
+            "settled": not self.depends,
             "evidence": list(self.evidence),
             "reason": self.reason,
             "advice": self.advice,

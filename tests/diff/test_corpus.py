@@ -11,6 +11,7 @@ both must report exactly that.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,25 @@ def test_corpus_covers_every_level_and_the_type_rules_of_each_outcome() -> None:
         assert any((RULES[r].backward, RULES[r].forward) == (backward, forward)
                    for r in type_rules), (backward, forward)  # fmt: skip
     assert len(CASES) >= 30
+
+
+def _documented_rules() -> set[str]:
+    """The rule ids in the first column of the rules table of docs/operations.md."""
+    page = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    table = page.split("### The rules", 1)[1]
+    return {
+        rule
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for rule in re.findall(r"`([a-z-]+)`", line.split(" | ")[0])
+    }
+
+
+def test_every_documented_rule_has_a_case_and_every_case_a_documented_rule() -> None:
+    used = {f["rule"] for case in CASES for f in _expected(case)["findings"]}
+    documented = _documented_rules() | set(RULES)
+    assert used - documented == set(), "a rule the page does not explain"
+    assert documented - used - set(RULES) == set(), "a documented rule no case shows"
 
 
 def test_family_level_follows_its_members() -> None:
