@@ -36,6 +36,7 @@ PRIVATE_COMMANDS = (
     "+hset",
     "+hsetnx",
     "+hget",
+    "+hget",
     "+hgetall",
     "+hkeys",
     "+hdel",
@@ -64,8 +65,14 @@ OPERATOR_COMMANDS = (
     "+mget",
     "+exists",
     "+scan",
+    "+hget",
+    "+hgetall",
+    "+hset",
+    "+hdel",
+    "+hincrby",
     "+eval",
     "+evalsha",
+    "+script|load",
     "+time",
 )
 

@@ -64,6 +64,16 @@ def emit(
         print(format_summary(diags, len(analyses)), file=sys.stderr)
 
 
+def can_encode(stream: TextIO, sample: str) -> bool:
+    """Whether ``stream`` can print ``sample`` (a tree's box-drawing glyphs): a pipe or a
+    terminal with an ASCII locale cannot, and gets the ASCII tree instead."""
+    try:
+        sample.encode(getattr(stream, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def cannot_open(path: str, err: OSError) -> int:
     """Report a file that cannot be read; exit code 2."""
     print(f"{path}: error: cannot open: {err.strerror or err}", file=sys.stderr)

@@ -13,15 +13,16 @@ import sys
 from typing import Any
 
 from meshc.api import analyze_file
-from meshc.commands.output import COLORS, cannot_open, emit
+from meshc.commands.output import COLORS, can_encode, cannot_open, emit
 from meshc.core import CoreMesh
 from meshc.render import FORMATS, GraphvizError, LiveError, LiveStats, render
 from meshc.render.live import connect, read_live
 
 DESCRIPTION = (
     "Draw a valid mesh: a Mermaid flowchart or sequence diagram, Graphviz DOT, SVG or "
-    "PNG, a self-contained HTML report, or a tree for the terminal. The drawing goes to "
-    "stdout (or -o PATH), diagnostics to stderr; an invalid mesh is not drawn (exit 1). "
+    "PNG, a self-contained HTML report, a tree for the terminal, or an AsyncAPI 3.0.0 "
+    "document of its streams (YAML; JSON with --json or -o PATH.json). The drawing goes "
+    "to stdout (or -o PATH), diagnostics to stderr; an invalid mesh is not drawn (exit 1). "
     "--live adds stream lengths, group lag and pending, and dead letters from the server."
 )
 NO_SERVER = (
@@ -31,7 +32,7 @@ NO_SERVER = (
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("render", help="draw a mesh (Mermaid, DOT, SVG, PNG, HTML, text)",
+    p = sub.add_parser("render", help="draw a mesh (Mermaid, DOT, SVG, PNG, HTML, text, AsyncAPI)",
                        description=DESCRIPTION)  # fmt: skip
     p.add_argument("file", metavar="FILE", help="mesh file (YAML)")
     p.add_argument("--format", choices=FORMATS, default="mermaid", help="default: mermaid")
@@ -39,6 +40,8 @@ def register(sub: Any) -> None:
     p.add_argument("--live", action="store_true", help="annotate lengths, lag, pending, DLQ")
     p.add_argument("--redis", metavar="URL", help="server for --live (else REDIS_URL)")
     p.add_argument("--ascii", action="store_true", help="plain ASCII tree for --format text")
+    p.add_argument("--json", action="store_true",
+                   help="--format asyncapi as JSON (also chosen by -o PATH.json)")  # fmt: skip
     p.add_argument("--color", choices=COLORS, default="auto",
                    help="colour in diagnostics")  # fmt: skip
     p.set_defaults(handler=run)
@@ -58,9 +61,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         live = _live(args, analysis.core) if args.live else None
-        ascii = args.ascii or (not args.output and not _can_encode(sys.stdout, "└│├"))
+        ascii = args.ascii or (not args.output and not can_encode(sys.stdout, "└│├"))
+        as_json = args.json or (args.output or "").lower().endswith(".json")
         out = render(
-            analysis.core, args.format, diagnostics=analysis.diagnostics, live=live, ascii=ascii
+            analysis.core,
+            args.format,
+            diagnostics=analysis.diagnostics,
+            live=live,
+            ascii=ascii,
+            as_json=as_json,
         )
     except (GraphvizError, LiveError) as err:
         return _fail(f"meshc render: {err}", 1)
@@ -74,8 +83,10 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "meshc render: png is binary: give -o PATH"
     if args.redis and not args.live:
         return "meshc render: --redis is used with --live only"
-    if args.live and args.format == "sequence":
+    if args.live and args.format in ("sequence", "asyncapi"):
         return "meshc render: --live annotates the flowchart, dot, svg, png, html and text views"
+    if args.json and args.format != "asyncapi":
+        return "meshc render: --json is for --format asyncapi"
     return None
 
 
@@ -102,14 +113,6 @@ def _embedded_url() -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return url if isinstance(url, str) and url else None
-
-
-def _can_encode(stream: Any, sample: str) -> bool:
-    try:
-        sample.encode(getattr(stream, "encoding", None) or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
 
 
 def _write(out: str | bytes, path: str | None) -> int:

@@ -21,6 +21,7 @@ from meshc.runtime import cluster
 from meshc.runtime.acl import DEFAULT_SECRET_FILE, enable, env_name
 from meshc.runtime.connect import redact
 from meshc.runtime.launch import LOG_FORMAT, run_mesh
+from meshc.runtime.retention_loop import start_retention
 from meshc.runtime.supervisor import SupervisorEvent
 
 
@@ -80,25 +81,30 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("meshc.run").info(
         "mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url)
     )
-    url_for = None
+    url_for, operator_url = None, url
     if args.acl:
         users = enable(url, built.package, args.acl_secrets)
-        url_for = users.for_agent
+        url_for, operator_url = users.for_agent, users.operator_url
         logging.getLogger("meshc.run").info(
             "ACLs on: one user per agent; operator user %s (password in %s or %s)",
             users.operator_user,
             args.acl_secrets,
             env_name(users.operator_user),
         )
-    return run_mesh(
-        spec,
-        built.package,
-        url,
-        url_for=url_for,
-        extra_env=worker_env(built),
-        on_event=_quiet,
-        partitions=parts,
-    )
+    retention = start_retention(spec, operator_url)  # trims while the mesh runs
+    try:
+        return run_mesh(
+            spec,
+            built.package,
+            url,
+            url_for=url_for,
+            extra_env=worker_env(built),
+            on_event=_quiet,
+            partitions=parts,
+        )
+    finally:
+        if retention is not None:
+            retention.stop()
 
 
 def worker_env(built: Built) -> dict[str, str]:

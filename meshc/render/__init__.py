@@ -1,8 +1,9 @@
 """Diagrams of a validated mesh: pure functions of the core mesh, one module per format.
 
 ``mermaid`` (flowchart), ``sequence`` (Mermaid sequence of one task), ``dot``
-(Graphviz source), ``text`` (a tree for the terminal) and ``html`` (a report) are
-deterministic text; ``svg`` and ``png`` run Graphviz on the DOT text.
+(Graphviz source), ``text`` (a tree for the terminal), ``html`` (a report) and
+``asyncapi`` (an AsyncAPI 3.0.0 document, YAML or JSON) are deterministic text;
+``svg`` and ``png`` run Graphviz on the DOT text.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 
 from meshc.core import CoreMesh
 from meshc.diagnostics import Diagnostic
+from meshc.render.asyncapi import asyncapi
 from meshc.render.dot import dot
 from meshc.render.engine import GraphvizError, graphviz_command, run_graphviz
 from meshc.render.html import report
@@ -19,7 +21,7 @@ from meshc.render.mermaid import flowchart
 from meshc.render.sequence import sequence
 from meshc.render.text import text
 
-FORMATS = ("mermaid", "sequence", "dot", "svg", "png", "html", "text")
+FORMATS = ("mermaid", "sequence", "dot", "svg", "png", "html", "text", "asyncapi")
 BINARY = ("png",)
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "GraphvizError",
     "LiveError",
     "LiveStats",
+    "asyncapi",
     "dot",
     "flowchart",
     "graphviz_command",
@@ -46,12 +49,14 @@ def render(
     diagnostics: Sequence[Diagnostic] = (),
     live: LiveStats | None = None,
     ascii: bool = False,
+    as_json: bool = False,
 ) -> str | bytes:
     """One format of ``core``; bytes for png, str otherwise.
 
     Raises ValueError for an unknown format and GraphvizError when svg, png or html
     cannot run Graphviz. ``live`` is not drawn in the sequence diagram, which shows
-    one task rather than the state of the server.
+    one task rather than the state of the server, nor in the AsyncAPI document, which
+    describes the interface; ``as_json`` writes that document as JSON instead of YAML.
     """
     if fmt == "mermaid":
         return flowchart(core, live)
@@ -61,6 +66,8 @@ def render(
         return dot(core, live)
     if fmt == "text":
         return text(core, live, ascii=ascii)
+    if fmt == "asyncapi":
+        return asyncapi(core, as_json=as_json)
     if fmt == "svg":
         return run_graphviz(dot(core, live), "svg").decode("utf-8")
     if fmt == "png":

@@ -1,32 +1,31 @@
-"""The operator's side of a mesh: status, dead letters and safe trimming.
+"""The operator's side of a mesh: status and dead letters (trimming: ``retention``).
 
-These functions back ``meshc status``, ``meshc dlq list|redrive`` and retention. Each
-takes a URL (or a client) so the CLI stays a thin layer, and returns plain data so the
-same result prints as text or JSON. The two writes here (redrive, trim) run as
-server-side scripts because their safety depends on reading and writing in one step:
-a redrive must never delete a dead letter it failed to re-add, and a trim must never
-remove an entry that some group still holds pending (the PEL would keep a dangling id
-and XAUTOCLAIM would drop it silently, see FACTS.md).
+These functions back ``meshc status`` and ``meshc dlq list|redrive``. Each takes a URL
+(or a client) so the CLI stays a thin layer, and returns plain data so the same result
+prints as text or JSON. A redrive runs as a server-side script because its safety
+depends on reading and writing in one step: it must never delete a dead letter it
+failed to re-add. ``trim`` is :func:`meshc.runtime.retention.trim`, kept here for the
+callers that know it from this module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from meshc.runtime import cluster, keys, llm_store
+from meshc.runtime import cluster, keys, llm_store, retention
 from meshc.runtime.client import Entry, decode_entry, group_lag, read_range, stream_keys
-from meshc.runtime.connect import MeshOpsError, connect
+from meshc.runtime.connect import MeshOpsError, using
+from meshc.runtime.retention import trim
 from meshc.runtime.scripts import RETRY_CONSUMER
 from meshc.runtime.spec import AgentSpec, MeshSpec
 from meshc.runtime.wire import id_order
 
+__all__ = ["AdminError", "dlq_list", "dlq_redrive", "format_status", "status", "trim"]
+
 log = logging.getLogger("meshc.admin")
-TRIM_CHUNK = 10_000
 
 REDRIVE_SCRIPT = """
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
@@ -35,66 +34,15 @@ redis.call('XDEL', KEYS[1], ARGV[1])
 return id
 """
 
-TRIM_SCRIPT = """
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return {tonumber(ms), tonumber(seq)}
-end
-local function less(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end
-local function lower(cur, id) if less(parse(id), parse(cur)) then return id end return cur end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local target = nil
-if ARGV[1] ~= '' then target = ARGV[1] end
-if ARGV[2] ~= '' then
-  local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[2])
-  if excess > 0 then
-    local n = math.min(excess, tonumber(ARGV[3]))
-    local r = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', n + 1)
-    local id = r[#r][1]
-    if target == nil or less(parse(target), parse(id)) then target = id end
-  end
-end
-if target == nil then return 0 end
-local seen = {}
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for i = 1, #g, 2 do info[g[i]] = g[i + 1] end
-  seen[info['name']] = true
-  target = lower(target, info['last-delivered-id'])
-  if info['pending'] > 0 then
-    target = lower(target, redis.call('XPENDING', KEYS[1], info['name'])[2])
-  end
-end
-for i = 4, #ARGV do if not seen[ARGV[i]] then return 0 end end
-return redis.call('XTRIM', KEYS[1], 'MINID', target)
-"""
-
 
 class AdminError(MeshOpsError):
     """Raised when an operator request names an unknown agent, entry or source stream."""
-
-
-@contextlib.contextmanager
-def _using(url: str | redis.Redis) -> Iterator[redis.Redis]:
-    """A client for the call: the one given, or a new one closed afterwards."""
-    if not isinstance(url, str):  # a client (single server or cluster) given by the caller
-        yield url
-        return
-    client = connect(url)
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def _agent(mesh: MeshSpec, name: str) -> AgentSpec:
     if name not in mesh.agents:
         raise AdminError(f"mesh {mesh.name!r} has no agent {name!r}: {', '.join(mesh.agents)}")
     return mesh.agents[name]
-
-
-def _readers(mesh: MeshSpec, stream: str) -> list[str]:
-    return sorted(a.name for a in mesh.agents.values() if stream in a.reads)
 
 
 def _dlq_keys(mesh: MeshSpec, agent: str) -> list[tuple[int, str]]:
@@ -113,8 +61,9 @@ def status(mesh: MeshSpec, url: str | redis.Redis) -> dict[str, Any]:
     A reading agent whose group does not exist yet is listed with ``exists: false``
     and everything undelivered, so a worker that never started is visible.
     """
-    with _using(url) as r:
+    with using(url) as r:
         return {
+            "server_ms": retention.server_ms(r),
             "mesh": mesh.name,
             "version": mesh.version,
             "partitions": mesh.partitions,
@@ -130,10 +79,17 @@ def _stream_status(r: redis.Redis, mesh: MeshSpec, stream: str) -> dict[str, Any
         key_len = int(r.xlen(key))
         length += key_len
         infos = _group_infos(r, key)
-        for name in sorted(set(_readers(mesh, stream)) | set(infos)):
+        for name in sorted(set(mesh.readers(stream)) | set(infos)):
             entry = groups.setdefault(name, _empty_group())
             _add_group(r, key, key_len, infos.get(name), entry)
-    return {"length": length, "terminal": mesh.streams[stream].terminal, "groups": groups}
+    out = {"length": length, "terminal": mesh.streams[stream].terminal, "groups": groups}
+    spec = mesh.streams[stream]
+    if spec.maxlen is not None or spec.max_age is not None:
+        out["retention"] = {
+            "policy": retention.policy_text(spec.maxlen, spec.max_age),
+            **retention.records(r, mesh, stream),
+        }
+    return out
 
 
 def _group_infos(r: redis.Redis, key: str) -> dict[str, dict[str, Any]]:
@@ -238,7 +194,22 @@ def format_status(report: dict[str, Any]) -> str:
     llm = {name: a["llm"] for name, a in report["agents"].items() if "llm" in a}
     if llm:
         lines += ["", *_table(_llm_rows(llm))]
+    kept = {name: s["retention"] for name, s in report["streams"].items() if "retention" in s}
+    if kept:
+        lines += ["", *_table(_retention_rows(kept, report["server_ms"]))]
     return "\n".join(lines)
+
+
+def _retention_rows(kept: dict[str, dict[str, Any]], now_ms: int) -> list[list[str]]:
+    """Per stream with a retention: its policy, what trimming removed in all, when it
+    last looked, and what it was waiting on then (the group that stops it)."""
+    rows = [["RETAINED STREAM", "POLICY", "REMOVED", "LAST TRIM", "WAITING ON"]]
+    for name, k in kept.items():
+        checked = k["checked_ms"]
+        when = "never" if checked is None else f"{max(0, now_ms - checked) / 1000:.1f}s ago"
+        held = "; ".join(retention.hold_text(h) for h in k["held_by"]) or "-"
+        rows.append([name, k["policy"], str(k["removed"]), when, held])
+    return rows
 
 
 def _llm_rows(llm: dict[str, dict[str, int]]) -> list[list[str]]:
@@ -280,7 +251,7 @@ def dlq_list(
 ) -> list[dict[str, Any]]:
     """The oldest ``count`` dead letters of ``agent`` (all partitions), decoded."""
     _agent(mesh, agent)
-    with _using(url) as r:
+    with using(url) as r:
         found = [
             _dead_letter(key, eid, fields)
             for _, key in _dlq_keys(mesh, agent)
@@ -329,7 +300,7 @@ def dlq_redrive(
     original header, then XDEL from the dead-letter stream, so none is lost or doubled.
     """
     spec = _agent(mesh, agent)
-    with _using(url) as r:
+    with using(url) as r:
         plan = _redrive_plan(r, mesh, spec, ids)
         script = r.register_script(REDRIVE_SCRIPT)
         moved = [script(keys=[m.dlq, m.source], args=[m.letter_id, *m.fields]) for m in plan]
@@ -426,45 +397,3 @@ def _writer(mesh: MeshSpec, key: str) -> str:
         if any(key in stream_keys(mesh, s) for s in agent.writes):
             return agent.name
     return ""
-
-
-# -- retention ----------------------------------------------------------------------------
-
-
-def trim(mesh: MeshSpec, url: str | redis.Redis) -> int:
-    """Apply ``maxlen``/``max_age`` without losing work; returns entries removed.
-
-    The cut (XTRIM MINID) is never above any group's oldest pending id or its
-    last-delivered id, and a stream whose reading agents have not created their
-    groups yet is left alone (those groups will start reading from 0). With P
-    partitions each partition keeps ``ceil(maxlen / P)``, so a stream holds about
-    ``maxlen`` entries in all, as its author meant.
-    """
-    removed = 0
-    with _using(url) as r:
-        script = r.register_script(TRIM_SCRIPT)
-        now_ms = _server_ms(r)
-        for name, spec in sorted(mesh.streams.items()):
-            if spec.maxlen is None and spec.max_age is None:
-                continue
-            minid = f"{max(0, now_ms - int(spec.max_age * 1000))}-0" if spec.max_age else ""
-            share = "" if spec.maxlen is None else str(-(-spec.maxlen // mesh.partitions))
-            args = [minid, share, str(TRIM_CHUNK), *_readers(mesh, name)]
-            removed += sum(_trim_key(script, key, args) for key in stream_keys(mesh, name))
-    return removed
-
-
-def _trim_key(script: Any, key: str, args: list[str]) -> int:
-    """Run the trim script until it removes less than a chunk (maxlen works in chunks)."""
-    total = 0
-    while True:
-        n = int(script(keys=[key], args=args))
-        total += n
-        if n < TRIM_CHUNK:
-            return total
-
-
-def _server_ms(r: redis.Redis) -> int:
-    """The server's clock, since entry ids come from it and not from ours."""
-    seconds, micros = r.time()
-    return int(seconds) * 1000 + int(micros) // 1000

@@ -13,6 +13,8 @@ so callers keep one code path.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, cast
 
 import redis
@@ -71,6 +73,20 @@ def connect(
             client.close()
             raise _unreachable(url, err) from err
     return client
+
+
+@contextlib.contextmanager
+def using(url: str | redis.Redis) -> Iterator[redis.Redis]:
+    """A client for one call: the one given (left open), or a new one closed afterwards,
+    so operator functions take a URL from the CLI or a client from a caller alike."""
+    if not isinstance(url, str):  # a client (single server or cluster) given by the caller
+        yield url
+        return
+    client = connect(url)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def connect_async(

@@ -29,6 +29,13 @@ def late_counter(mesh: str, agent: str, partition: int = 0, partitions: int = 1)
     return private_key(mesh, agent, "late", partition, partitions)
 
 
+def retention_record(mesh: str, stream: str, partition: int = 0, partitions: int = 1) -> str:
+    """The hash where trimming counts what it removed from one stream key and notes what
+    held it back. ``@`` cannot start an agent name, so no agent's private keys
+    (``<mesh>:<agent>:…``) collide with it; the tag keeps it in its stream key's slot."""
+    return f"{mesh}:@retention:{stream}" + tag(mesh, partition, partitions)
+
+
 def dlq_stream(mesh: str, agent: str) -> str:
     """The dead-letter stream of an agent (before any partition tag)."""
     return f"{mesh}.dlq.{agent}"

@@ -81,5 +81,9 @@ class MeshSpec:
         """Streams written by producers (where tasks enter)."""
         return tuple(s for a in self.agents.values() if a.role == "producer" for s in a.writes)
 
+    def readers(self, stream: str) -> list[str]:
+        """The agents that read ``stream`` (one consumer group each), by name."""
+        return sorted(a.name for a in self.agents.values() if stream in a.reads)
+
     def terminal_streams(self) -> tuple[str, ...]:
         return tuple(name for name, s in self.streams.items() if s.terminal)

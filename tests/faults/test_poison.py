@@ -25,10 +25,11 @@ import pytest
 import redis
 from meshc.cli import main as meshc
 from meshc.codegen.build import build_cached
-from meshc.runtime.client import MeshClient, id_order
+from meshc.runtime.client import MeshClient
 from meshc.runtime.launch import worker_commands
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.supervisor import Backoff, SupervisorEvent, supervise
+from meshc.runtime.wire import id_order
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

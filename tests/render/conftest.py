@@ -5,13 +5,11 @@ Helpers shared with the test modules live in ``render_support``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
-from render_support import CHROMIUM, INSTALL, MERMAID_JS, Browser, check_golden
+from render_support import Browser, check_golden, find_browser
 
 
 @pytest.fixture
@@ -23,13 +21,7 @@ def golden() -> Callable[[str, str], None]:
 @pytest.fixture(scope="session")
 def browser() -> Browser:
     """Debian's chromium and the pinned mermaid package; in CI their absence fails."""
-    missing = [str(p) for p in (Path(CHROMIUM), MERMAID_JS) if not p.exists()]
-    if missing:
-        reason = f"browser tests need {', '.join(missing)}; install them with: {INSTALL}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return Browser(CHROMIUM, MERMAID_JS)
+    return find_browser()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,13 @@ from meshc.api import analyze_text
 from meshc.render import render
 from render_support import EXAMPLE_IDS, EXAMPLES, example_core
 
-SUFFIX = {"mermaid": "mmd", "sequence": "seq.mmd", "dot": "dot", "text": "txt"}
+SUFFIX = {
+    "mermaid": "mmd",
+    "sequence": "seq.mmd",
+    "dot": "dot",
+    "text": "txt",
+    "asyncapi": "asyncapi.yaml",
+}
 
 
 @pytest.mark.parametrize("fmt", sorted(SUFFIX))

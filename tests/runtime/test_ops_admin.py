@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import orjson
 import pytest
@@ -152,72 +150,3 @@ def test_dlq_partitioned_redrive_goes_to_its_partition(r: redis.Redis) -> None:
     assert admin.dlq_list(mesh, "work", r)[0]["key"] == dlq1
     assert admin.dlq_redrive(mesh, "work", r) == 1
     assert r.xlen(keys.stream_key("t.tasks", "t", 1, 2)) == 1
-
-
-def _assert_pending_intact(r: redis.Redis, key: str, group: str) -> None:
-    pending = {p["message_id"] for p in r.xpending_range(key, group, "-", "+", 1000)}
-    present = {eid for eid, fields in r.xrange(key) if fields}
-    assert pending <= present
-
-
-def test_trim_never_removes_pending(r: redis.Redis) -> None:
-    mesh = make_mesh(maxlen=5)
-    ids = _fill(r, "t.tasks", 50)
-    r.xgroup_create("t.tasks", "work", id="0")
-    r.xreadgroup("work", "w", {"t.tasks": ">"}, count=30)
-    for eid in ids[:30]:
-        if eid not in (ids[10], ids[20]):
-            r.xack("t.tasks", "work", eid)
-    assert admin.trim(mesh, r) == 10  # everything below the oldest pending entry
-    assert r.xrange("t.tasks", count=1)[0][0] == ids[10]
-    _assert_pending_intact(r, "t.tasks", "work")
-    r.xack("t.tasks", "work", ids[10], ids[20])
-    assert admin.trim(mesh, r) == 19  # now up to the group's last-delivered id
-    assert r.xrange("t.tasks", count=1)[0][0] == ids[29]
-    r.xreadgroup("work", "w", {"t.tasks": ">"})
-    r.xack("t.tasks", "work", *ids[30:])
-    assert admin.trim(mesh, r) == 16 and r.xlen("t.tasks") == 5
-
-
-def test_trim_waits_for_every_group(r: redis.Redis) -> None:
-    mesh = make_mesh(max_age=0.001)
-    ids = _fill(r, "t.tasks", 10)
-    assert admin.trim(mesh, r) == 0  # the reading agent has no group yet
-    r.xgroup_create("t.tasks", "work", id="0")
-    r.xgroup_create("t.tasks", "other", id="0")
-    r.xreadgroup("work", "w", {"t.tasks": ">"})
-    r.xack("t.tasks", "work", *ids)
-    time.sleep(0.01)
-    assert admin.trim(mesh, r) == 0  # "other" has read nothing
-    r.xreadgroup("other", "o", {"t.tasks": ">"}, count=4)
-    assert admin.trim(mesh, r) == 0  # ... and holds what it read pending
-    r.xack("t.tasks", "other", *ids[:4])
-    assert admin.trim(mesh, r) == 3
-    _assert_pending_intact(r, "t.tasks", "work")
-
-
-def test_trim_terminal_stream_by_age(r: redis.Redis) -> None:
-    mesh = make_mesh()
-    mesh.streams["t.out"] = replace(mesh.streams["t.out"], max_age=0.05)
-    _fill(r, "t.out", 5)
-    time.sleep(0.1)
-    _fill(r, "t.out", 2)
-    assert admin.trim(mesh, r) == 5 and r.xlen("t.out") == 2
-
-
-def test_trim_maxlen_is_shared_by_partitions(r: redis.Redis) -> None:
-    mesh = make_mesh(partitions=2, maxlen=10)
-    MeshClient(mesh, client=r).submit_many([{"doc_id": str(i), "text": ""} for i in range(60)])
-    for p in range(2):
-        r.xgroup_create(keys.stream_key("t.tasks", "t", p, 2), "work", id="$")
-    admin.trim(mesh, r)
-    assert [r.xlen(keys.stream_key("t.tasks", "t", p, 2)) for p in range(2)] == [5, 5]
-
-
-def test_trim_maxlen_in_chunks(r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(admin, "TRIM_CHUNK", 7)
-    mesh = make_mesh()
-    mesh.streams["t.out"] = replace(mesh.streams["t.out"], maxlen=3)
-    ids = _fill(r, "t.out", 40)
-    assert admin.trim(mesh, r) == 37
-    assert [e for e, _ in r.xrange("t.out")] == ids[-3:]
