@@ -21,7 +21,6 @@ from meshc.runtime import cluster
 from meshc.runtime.acl import DEFAULT_SECRET_FILE, enable, env_name
 from meshc.runtime.connect import redact
 from meshc.runtime.launch import LOG_FORMAT, run_mesh
-from meshc.runtime.retention_loop import start_retention
 from meshc.runtime.supervisor import SupervisorEvent
 
 
@@ -91,20 +90,16 @@ def run(args: argparse.Namespace) -> int:
             args.acl_secrets,
             env_name(users.operator_user),
         )
-    retention = start_retention(spec, operator_url)  # trims while the mesh runs
-    try:
-        return run_mesh(
-            spec,
-            built.package,
-            url,
-            url_for=url_for,
-            extra_env=worker_env(built),
-            on_event=_quiet,
-            partitions=parts,
-        )
-    finally:
-        if retention is not None:
-            retention.stop()
+    return run_mesh(
+        spec,
+        built.package,
+        url,
+        url_for=url_for,
+        operator_url=operator_url,
+        extra_env=worker_env(built),
+        on_event=_quiet,
+        partitions=parts,
+    )
 
 
 def worker_env(built: Built) -> dict[str, str]:

@@ -23,6 +23,7 @@ from meshc.runtime import cluster
 from meshc.runtime.agent import RECOVER_ENV, run_agent
 from meshc.runtime.connect import MeshOpsError
 from meshc.runtime.errors import ConfigError
+from meshc.runtime.retention_loop import start_retention
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.supervisor import SECRET_ENV, SupervisorEvent, WorkerCommand, supervise
 
@@ -130,6 +131,7 @@ def run_mesh(
     url: str,
     *,
     url_for: Callable[[str], str] | None = None,
+    operator_url: str | None = None,
     extra_env: Mapping[str, str] | None = None,
     on_event: Callable[[SupervisorEvent], None] | None = None,
     stop: threading.Event | None = None,
@@ -138,8 +140,9 @@ def run_mesh(
     """Supervise one process per replica until a signal (or ``stop``, from another thread).
 
     ``url_for`` gives each agent its own URL (with its credentials when ACLs are on);
-    ``extra_env`` is added to every worker's environment (PYTHONPATH, for instance);
-    ``partitions`` narrows every worker to those partitions. A single-partition mesh is
+    ``operator_url`` (default ``url``) is the one the retention loop trims with, which
+    runs beside the workers when a stream declares a retention; ``extra_env`` is added
+    to every worker's environment (PYTHONPATH, for instance); ``partitions`` narrows every worker to those partitions. A single-partition mesh is
     refused on a cluster here, before any worker starts (:class:`cluster.PartitionsError`).
     """
     if cluster.is_cluster_url(url):
@@ -149,4 +152,9 @@ def run_mesh(
     )
     log = logging.getLogger("meshc.run")
     log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
-    return supervise(commands, on_event=on_event, stop=stop)
+    retention = start_retention(mesh, operator_url or url)  # trims while the mesh runs
+    try:
+        return supervise(commands, on_event=on_event, stop=stop)
+    finally:
+        if retention is not None:
+            retention.stop()
