@@ -142,8 +142,9 @@ def run_mesh(
     ``url_for`` gives each agent its own URL (with its credentials when ACLs are on);
     ``operator_url`` (default ``url``) is the one the retention loop trims with, which
     runs beside the workers when a stream declares a retention; ``extra_env`` is added
-    to every worker's environment (PYTHONPATH, for instance); ``partitions`` narrows every worker to those partitions. A single-partition mesh is
-    refused on a cluster here, before any worker starts (:class:`cluster.PartitionsError`).
+    to every worker's environment (PYTHONPATH, for instance); ``partitions`` narrows
+    every worker to those partitions. A single-partition mesh is refused on a cluster
+    here, before any worker starts (:class:`cluster.PartitionsError`).
     """
     if cluster.is_cluster_url(url):
         cluster.require_partitions(mesh, url)
