@@ -141,6 +141,7 @@ class JoinEngine:
                 continue
             batch = batch or self.stores.open()
             self._store(d, payload, batch)
+            self.lane.finish(1)  # stored by the next STORE: nothing left to run
 
     def _store(self, d: Delivery, payload: BaseModel, batch: _Batch) -> None:
         p = d.partition
@@ -191,6 +192,7 @@ class JoinEngine:
                 calls.append(Call(self._joined(s), self._context(s), self._merged, s))
             except Exception as exc:  # stored state that no longer fits its model
                 self.lane.hold(1)
+                self.lane.finish(1)
                 self.lane.spawn(self._fail(s, exc))
         if calls:
             self.lane.hold(len(calls))
@@ -222,6 +224,7 @@ class JoinEngine:
 
     def _merged(self, call: Call) -> None:
         s: JoinState = call.tag
+        self.lane.finish(1)
         outputs: list[tuple[str, bytes]] = []
         if call.error is None:
             try:

@@ -40,13 +40,17 @@ class Lane(Protocol):
         """The key of ``stream`` in ``partition``."""
 
     def admit(self, d: Delivery) -> BaseModel | None:
-        """The validated payload, or None when ``d`` was dead-lettered (or acked)."""
+        """The validated payload, or None when ``d`` was dead-lettered (or acked). A
+        refused entry is finished; an admitted one must be ``finish``ed by the engine."""
 
     def settled(self, entries: list[tuple[bytes, bytes]]) -> None:
         """These (key, id) entries are written: free their place in the window."""
 
     def hold(self, n: int) -> None:
-        """Count ``n`` units of work (merges) in the window until ``release``."""
+        """Count ``n`` units of work (merges) in the window: running, then ``finish``ed
+        (their lane is free), then ``release``d (their script is written)."""
+
+    def finish(self, n: int) -> None: ...
 
     def release(self, n: int) -> None: ...
 

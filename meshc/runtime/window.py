@@ -7,6 +7,10 @@ must not let an entry wait longer than it can afford: an entry read is held by t
 worker, and one that waits long behind slow calls ages for nothing. So the read-ahead
 is sized from the calls' own running time: what ``concurrency`` lanes start within
 ``min(1 s, visibility_timeout / 4)``, at most one ``batch``, at least none.
+
+A finished call no longer counts against the window (its lane is free at once), but
+its commit is still to be written: those are bounded apart, by ``max(batch,
+concurrency)``, so a slow server holds reads back instead of piling up results.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ import contextlib
 
 
 class Window:
-    """Counts what is held (read and not yet settled, plus merges running)."""
+    """Counts what is held: read and not yet finished (``held``: queued or running,
+    entries and merges alike), and finished but not yet written (``unsettled``)."""
 
     def __init__(self, concurrency: int, batch: int, visibility_timeout: float) -> None:
         self.concurrency = max(1, concurrency)
         self.batch = max(1, batch)
         self.target = min(1.0, visibility_timeout / 4)
         self.ahead = min(self.batch, self.concurrency)  # until calls have been timed
+        self.backlog = max(self.batch, self.concurrency)
         self.held = 0
+        self.unsettled = 0
         self.mean: float | None = None
         self._room: asyncio.Event | None = None
 
@@ -33,7 +40,12 @@ class Window:
 
     @property
     def free(self) -> int:
-        return self.limit - self.held
+        return min(self.limit - self.held, self.backlog - self.unsettled)
+
+    @property
+    def busy(self) -> int:
+        """Everything not yet written: what a worker must finish before it stops."""
+        return self.held + self.unsettled
 
     @property
     def low_water(self) -> int:
@@ -41,10 +53,21 @@ class Window:
         return max(1, self.ahead // 2)
 
     def take(self, n: int) -> None:
+        """``n`` entries read (or merges started)."""
         self.held += n
 
-    def release(self, n: int) -> None:
+    def finish(self, n: int) -> None:
+        """``n`` of them finished (or were refused): their commit is yet to be written."""
         self.held -= n
+        self.unsettled += n
+        self._wake()
+
+    def release(self, n: int) -> None:
+        """``n`` commits written (or entries dropped)."""
+        self.unsettled -= n
+        self._wake()
+
+    def _wake(self) -> None:
         if self._room is not None and self.free >= self.low_water:
             self._room.set()
 

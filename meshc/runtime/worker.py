@@ -120,6 +120,9 @@ class Worker:
         self.handler = resolve_handler(spec, handler)
         self.window = Window(policy.concurrency, policy.batch, policy.visibility_timeout)
         self.max_stuck = max(4, policy.concurrency)
+        # Entries per read: a batch, or as many as the window holds calls, so a worker
+        # with a thousand calls in flight refills them in a few round trips, not tens.
+        self.read_max = max(policy.batch, policy.concurrency)
         self.header: tuple[bytes, ...] = ()  # fields every output carries (name value ...)
         self._head = (agent.encode(), agent.encode(), len(self.header) // 2, *self.header)
         self.commits: Flusher[CommitBatch] = Flusher(
@@ -230,7 +233,7 @@ class Worker:
                 room = await self.window.room(self._block_ms / 1000)
                 if room < self.window.low_water or self.stopping:
                     continue
-                self.reader.count = min(room, self.policy.batch)
+                self.reader.count = min(room, self.read_max)
                 got = await self.reader.read(self.redis, self._block_ms)
                 self.dispatch(got)
                 backoff = 0.05
@@ -287,7 +290,7 @@ class Worker:
 
     async def _drain(self) -> None:
         """Finish what is held (deadlines bound it) and commit it."""
-        while self.window.held > 0 and self._fatal is None:
+        while self.window.busy > 0 and self._fatal is None:
             self.runner.expire(time.monotonic())
             await asyncio.sleep(0.01)
         if self._fatal is not None:
@@ -362,7 +365,14 @@ class Worker:
         )
 
     def admit(self, d: Delivery) -> BaseModel | None:
-        """The validated payload, or None after queuing a dead letter or a bare ack."""
+        """The validated payload, or None after queuing a dead letter or a bare ack
+        (the entry is then finished: only its commit is left)."""
+        payload = self._admit(d)
+        if payload is None:
+            self.window.finish(1)
+        return payload
+
+    def _admit(self, d: Delivery) -> BaseModel | None:
         data = d.fields.get(DATA)
         if data is None:
             if d.fields:
@@ -402,6 +412,7 @@ class Worker:
         stays pending, unacknowledged, and the worker stops."""
         error = call.error
         if error is not None and not isinstance(error, Exception):
+            self.window.finish(1)
             self.window.release(1)
             self.fail(error)
             return
@@ -410,6 +421,7 @@ class Worker:
 
     def _finished(self, call: Call) -> None:
         d: Delivery = call.tag
+        self.window.finish(1)
         self.window.observe(call.took)
         if call.error is None:
             try:
@@ -512,6 +524,9 @@ class Worker:
 
     def hold(self, n: int) -> None:
         self.window.take(n)
+
+    def finish(self, n: int) -> None:
+        self.window.finish(n)
 
     def release(self, n: int) -> None:
         self.window.release(n)
@@ -648,6 +663,7 @@ class Worker:
         )
         self._held[(d.key, d.entry_id)] = time.monotonic()
         self.window.take(1)
+        self.window.finish(1)
         self.dead_letter(d, error)
         await self.commits.wait()
 

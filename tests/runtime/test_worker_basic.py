@@ -150,7 +150,7 @@ def test_async_handler_respects_concurrency(valkey_url: str) -> None:
     asyncio.run(scenario())
 
 
-def test_slow_handlers_get_smaller_reads(valkey_url: str) -> None:
+def test_slow_handlers_get_a_small_read_ahead(valkey_url: str) -> None:
     async def slow(task: Task, ctx: Context) -> Result:
         await asyncio.sleep(0.05)
         return Result(n=task.n, text="")
@@ -163,8 +163,8 @@ def test_slow_handlers_get_smaller_reads(valkey_url: str) -> None:
         w = worker(m, "echo", slow, redis_url=valkey_url)
         async with running(w):
             await until(has(r, "t.out", 16))
-        # batches of ~0.1 s (visibility_timeout / 4) at 2 x 0.05 s calls: 4 entries
-        assert 2 <= w.reader.count <= 4
+        # what 2 lanes start within 0.1 s (visibility_timeout / 4) at 0.05 s a call: 4
+        assert 2 <= w.window.ahead <= 4
         await r.aclose()
 
     asyncio.run(scenario())

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from meshc.runtime import scripts
+from meshc.runtime.commit import CommitBatch
 from meshc.runtime.context import Context
 from meshc.runtime.transport import make_client
 from meshc.runtime.wire import Delivery
@@ -13,27 +14,125 @@ from redis.asyncio import Redis
 from stream_kit import add, entries, has, running, until
 from worker_kit import Result, Task, echo_mesh, worker
 
+HEAD = (b"a", b"a", 0)  # group, agent, no extra header fields
 
-def test_commit_writes_outputs_only_for_the_first_ack(valkey_url: str) -> None:
+
+async def _pending(r: Redis, n: int) -> list[bytes]:
+    """``n`` entries in ``in``, read by consumer ``c`` of group ``a``: their ids."""
+    ids = [await add(r, "in", {"n": i}) for i in range(n)]
+    await r.xgroup_create("in", "a", id="0")
+    await r.xreadgroup("a", "c", {"in": ">"})
+    return ids
+
+
+def _delivery(eid: bytes, attempt: int = 1) -> Delivery:
+    return Delivery(b"in", "in", 0, eid, {b"data": b"{}"}, attempt=attempt)
+
+
+def test_commit_run_records_write_each_output_once_with_its_header(valkey_url: str) -> None:
+    """The common path: a run of one-output inputs ('r' records), then a replay of the
+    same call writes nothing (every XACK returns 0)."""
+
     async def scenario() -> None:
         r = make_client(valkey_url)
-        eid = await add(r, "in", {"n": 1})
-        await r.xgroup_create("in", "a", id="0")
-        await r.xreadgroup("a", "c", {"in": ">"})
-        batch = scripts.CommitBatch(b"a", b"a")
-        d = Delivery(b"in", "in", 0, eid, {b"data": b"{}"}, attempt=2)
-        batch.outputs(d, [(b"out", b'{"x":1}'), (b"out2", b"{}")])
+        ids = await _pending(r, 3)
+        batch = CommitBatch(HEAD)
+        for i, eid in enumerate(ids):
+            batch.outputs(_delivery(eid), [(b"out", b'{"i":%d}' % i)], b"12" if i else b"")
+        assert batch.calls()[0][1].count(b"r") == 1  # one run for all three
+        assert await scripts.commit.many(r, batch.calls()) == [[3, 0]]
+        assert await scripts.commit.many(r, batch.calls()) == [[0, 3]]  # a replay
+        rows = await entries(r, "out")
+        assert [f[b"parent"] for _, f in rows] == ids
+        assert rows[0][1] == {
+            b"data": b'{"i":0}', b"trace": ids[0], b"parent": ids[0],
+            b"agent": b"a", b"attempt": b"1",
+        }  # fmt: skip
+        assert rows[1][1][b"took"] == b"12"
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_commit_multi_output_records_are_gated_by_the_ack(valkey_url: str) -> None:
+    async def scenario() -> None:
+        r = make_client(valkey_url)
+        [eid] = await _pending(r, 1)
+        batch = CommitBatch(HEAD)
+        batch.outputs(_delivery(eid, attempt=2), [(b"out", b'{"x":1}'), (b"out2", b"{}")], b"")
         assert await scripts.commit.many(r, batch.calls()) == [[1, 0]]
-        assert await scripts.commit.many(r, batch.calls()) == [[0, 1]]  # a replay
+        assert await scripts.commit.many(r, batch.calls()) == [[0, 1]]
         [(_, fields)] = await entries(r, "out")
-        assert fields == {
-            b"data": b'{"x":1}',
-            b"trace": eid,
-            b"parent": eid,
-            b"agent": b"a",
-            b"attempt": b"2",
-        }
-        assert await r.xlen("out2") == 1
+        assert fields[b"attempt"] == b"2" and await r.xlen("out2") == 1
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_commit_free_form_records_are_gated_by_the_ack(valkey_url: str) -> None:
+    """Dead letters ('f' records): written once, only by the commit that acked."""
+
+    async def scenario() -> None:
+        r = make_client(valkey_url)
+        [eid] = await _pending(r, 1)
+        batch = CommitBatch(HEAD)
+        batch.entries(_delivery(eid), [(b"dlq", [b"data", b"{}", b"error", b"bad"])])
+        assert await scripts.commit.many(r, batch.calls()) == [[1, 0]]
+        assert await scripts.commit.many(r, batch.calls()) == [[0, 1]]
+        assert await r.xlen("dlq") == 1
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_commit_header_fields_of_the_writer_go_on_every_output(valkey_url: str) -> None:
+    async def scenario() -> None:
+        r = make_client(valkey_url)
+        [eid] = await _pending(r, 1)
+        batch = CommitBatch((b"a", b"a", 1, b"schema", b"3:abc"))
+        batch.outputs(_delivery(eid), [(b"out", b"{}")], b"")
+        await scripts.commit.many(r, batch.calls())
+        [(_, fields)] = await entries(r, "out")
+        assert fields[b"schema"] == b"3:abc"
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_park_hands_a_failed_entry_to_the_retry_consumer_only_from_its_holder(
+    valkey_url: str,
+) -> None:
+    """A failed call's entry goes to the retry consumer without a delivery counted, and
+    without an ack; a worker that no longer holds it cannot take it from its new owner."""
+
+    async def scenario() -> None:
+        r = make_client(valkey_url)
+        first, second = await _pending(r, 2)
+        await r.xclaim("in", "a", "other", 0, [second])
+        batch = CommitBatch(HEAD)
+        batch.park(_delivery(first), "c")
+        batch.park(_delivery(second), "c")  # "other" holds it now
+        assert await scripts.commit.many(r, batch.calls()) == [[0, 0]]
+        rows = {x["message_id"]: x for x in await r.xpending_range("in", "a", "-", "+", 10)}
+        assert rows[first]["consumer"].decode() == scripts.RETRY_CONSUMER
+        assert rows[first]["times_delivered"] == 1
+        assert rows[second]["consumer"] == b"other"
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_keepalive_refreshes_only_what_this_consumer_still_holds(valkey_url: str) -> None:
+    async def scenario() -> None:
+        r = make_client(valkey_url)
+        mine, taken = await _pending(r, 2)
+        await asyncio.sleep(0.3)
+        await r.xclaim("in", "a", "other", 0, [taken])
+        lost = await scripts.keepalive(r, [b"in"], ["a", "c", 1, 2, mine, taken])
+        assert lost == [taken]
+        rows = {x["message_id"]: x for x in await r.xpending_range("in", "a", "-", "+", 10)}
+        assert rows[mine]["time_since_delivered"] < 200 and rows[mine]["times_delivered"] == 1
+        assert rows[mine]["consumer"] == b"c" and rows[taken]["consumer"] == b"other"
         await r.aclose()
 
     asyncio.run(scenario())
@@ -45,7 +144,7 @@ def test_commit_falls_back_to_eval_after_a_script_flush(valkey_url: str) -> None
         await r.script_flush()
         await add(r, "in", {"n": 1})
         await r.xgroup_create("in", "a", id="0")
-        batch = scripts.CommitBatch(b"a", b"a")
+        batch = CommitBatch(HEAD)
         batch.entries(Delivery(b"in", "in", 0, b"1-1", {}), ())
         batch.entries(Delivery(b"in{m:1}", "in", 1, b"1-1", {}), ())
         await r.xgroup_create("in{m:1}", "a", id="0", mkstream=True)
@@ -62,8 +161,8 @@ def test_join_emit_is_gated_by_done_and_by_the_parts_seen(valkey_url: str) -> No
         await r.zadd("dl", {"J": 1})
 
         def call(expected: int) -> tuple[list[bytes], list[Any]]:
-            record = [2, 3, "J", expected, "t", "1-1", 1, 1, 4, b'{"r":1}']
-            return [b"dl", b"j", b"done", b"out"], ["agg", 60, *record]
+            record = [2, 3, "J", expected, "t", "1-1", 1, "", 1, 4, b'{"r":1}']
+            return [b"dl", b"j", b"done", b"out"], ["agg", 60, 0, *record]
 
         assert await scripts.join_emit(r, *call(2)) == [b"changed"]
         assert await scripts.join_emit(r, *call(1)) == [b"emitted"]
