@@ -7,10 +7,12 @@ import time
 import yaml
 from meshc.api import analyze_text
 from meshc.render import render
-from meshc.render.common import unique_ids
+from meshc.render.common import FAMILY_FRAME, unique_ids
 from meshc.render.dot import quote
+from meshc.render.html import report
 from meshc.render.mermaid import escape
 from meshc.render.sequence import escape as seq_escape
+from render_support import ROOT, example_core
 
 
 def test_unique_ids_are_safe_unique_and_stable() -> None:
@@ -53,3 +55,23 @@ def test_a_long_chain_renders_quickly_and_without_recursion_errors() -> None:
         out = render(analysis.core, fmt)
         assert "s.1499" in str(out)
     assert time.monotonic() - start < 10
+
+
+def test_every_format_draws_a_lane_family_with_the_one_frame_style() -> None:
+    core = example_core(ROOT / "meshes" / "doc_review.yaml")
+    title = FAMILY_FRAME.title("review", 4)
+    mermaid = str(render(core, "mermaid"))
+    assert f'subgraph f_review["{title}"]' in mermaid
+    drawn, gap = FAMILY_FRAME.dash
+    frame = f"fill:{FAMILY_FRAME.fill},stroke:{FAMILY_FRAME.stroke},stroke-dasharray:{drawn} {gap}"
+    assert f"style f_review {frame}" in mermaid
+    dot = str(render(core, "dot"))
+    assert (
+        f'label="{title}"; style="rounded,dashed"; color="{FAMILY_FRAME.stroke}"; '
+        f'fontcolor="{FAMILY_FRAME.text}"; fontsize={FAMILY_FRAME.font_size};'
+    ) in dot
+    page = report(core, "<svg></svg>")
+    assert f"border-color:{FAMILY_FRAME.stroke};border-style:dashed" in page
+    assert FAMILY_FRAME.legend in page
+    plain = report(example_core(ROOT / "meshes" / "pipeline.yaml"), "<svg></svg>")
+    assert FAMILY_FRAME.legend not in plain and "border-style:dashed" not in plain
