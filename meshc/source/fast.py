@@ -4,9 +4,9 @@ This is the one statement of what the fast path covers; the loader
 (:mod:`meshc.source.load`) and the general reader (:mod:`meshc.source.general`)
 follow it and do not restate it.
 
-**Covered** (``read_common`` returns True and sets ``source.data``): one YAML
-document of block or flow mappings and sequences and scalars (plain, quoted, literal
-or folded) with no tag and no anchor, nested at most ``Limits.max_depth`` deep, with
+**Covered** (``read_common`` returns True and sets ``source.data``): at most one
+YAML document (an empty file gives None) of block or flow mappings and sequences and
+scalars (plain, quoted, literal or folded) with no tag and no anchor, nested at most ``Limits.max_depth`` deep, with
 at most ``Limits.max_nodes`` scalars. Plain scalars resolve by the YAML 1.2 core
 schema (:func:`meshc.source.events.plain_scalar`, shared with the general reader).
 No position is recorded: a valid mesh never needs one.

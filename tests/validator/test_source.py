@@ -183,6 +183,8 @@ def test_common_case_reader_never_differs_from_the_general_one(text: str) -> Non
     ("text", "took"),
     [
         ("mesh: a\nagents: {x: [1, 2]}\n", True),
+        ("", True),  # no document at all: the data is None
+        ("# only a comment\n---\n", True),  # an explicit start, an empty document
         ("a:\nb: ''\n", True),  # an empty plain scalar is null, an empty quoted one text
         ("a: |\n  t\nb: >\n  u\nc: 'q'\nd: \"r\"\n", True),  # block and quoted scalars
         ("a: &x 1\nb: *x\n", False),  # anchors and aliases
