@@ -129,7 +129,6 @@ class AgentCtx:
     handler_module: str | None
     handler_function: str | None
     builtin: str | None
-    summary: str
     literal_name: str
     literal_role: str
     reads: str
@@ -268,7 +267,6 @@ def _agent_ctx(core: CoreMesh, agent: CoreAgent) -> AgentCtx:
         handler_module=module,
         handler_function=function,
         builtin=builtin,
-        summary=f"{agent.role} {agent.name}",
         literal_name=py(agent.name),
         literal_role=py(agent.role),
         reads=py(agent.read_names),
