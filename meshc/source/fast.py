@@ -6,10 +6,10 @@ follow it and do not restate it.
 
 **Covered** (``read_common`` returns True and sets ``source.data``): at most one
 YAML document (an empty file gives None) of block or flow mappings and sequences and
-scalars (plain, quoted, literal or folded) with no tag and no anchor, nested at most ``Limits.max_depth`` deep, with
-at most ``Limits.max_nodes`` scalars. Plain scalars resolve by the YAML 1.2 core
-schema (:func:`meshc.source.events.plain_scalar`, shared with the general reader).
-No position is recorded: a valid mesh never needs one.
+scalars (plain, quoted, literal or folded) with no tag and no anchor, nested at most
+``Limits.max_depth`` deep, with at most ``Limits.max_nodes`` scalars. Plain scalars
+resolve by the YAML 1.2 core schema (:func:`meshc.source.events.plain_scalar`, shared
+with the general reader). No position is recorded: a valid mesh never needs one.
 
 **Handed over** to the general reader, which reads the whole file again from its
 first byte:
