@@ -7,12 +7,16 @@ import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from meshc import codes
 from meshc.checks import run_checks
 from meshc.core import CoreMesh
 from meshc.diagnostics import Diagnostic, sort_diagnostics
 from meshc.expand import expand
 from meshc.parse import parse
 from meshc.source import Limits, Source, load_bytes, load_file
+
+# A file read with one of these has no data to parse: nothing further is checked.
+_UNREADABLE = frozenset({codes.BAD_YAML.code, codes.REFUSED.code})
 
 
 @dataclass
@@ -32,7 +36,7 @@ class Analysis:
 def _gc_paused() -> Iterator[None]:
     """The cyclic GC off while a mesh is analysed: it would walk the hundreds of
     thousands of objects a big mesh makes again and again, for nothing (they are
-    freed by reference counting), and make validation super-linear (FACTS.md).
+    freed by reference counting), and make validation super-linear (docs/facts.md).
 
     The objects still alive at the end (the analysis) are long-lived: they go to the
     oldest generation at once, by freezing and unfreezing (two list splices), where
@@ -59,7 +63,7 @@ def analyze_source(source: Source, resolve: bool = False) -> Analysis:
 
 def _analyze(source: Source, resolve: bool) -> Analysis:
     diags = list(source.diagnostics)
-    if any(d.code in ("MESH001", "MESH004") for d in diags):
+    if any(d.code in _UNREADABLE for d in diags):
         return Analysis(source, None, sort_diagnostics(diags))
     parsed = parse(source)
     diags.extend(parsed.diagnostics)

@@ -18,7 +18,6 @@ from importlib.resources import as_file, files
 from typing import Any, cast
 
 from meshc.codegen.build import Built, build_cached
-from meshc.commands.run import worker_env
 from meshc.runtime.client import MeshClient, RawEntry, Submitted, stream_keys
 from meshc.runtime.launch import run_mesh
 from meshc.runtime.spec import MeshSpec
@@ -147,7 +146,7 @@ def running_workers(
     log warnings only. The supervisor reports restarts itself (logging, WARNING).
     """
     stop = threading.Event()
-    env = {**worker_env(built), **QUIET, **(extra_env or {})}
+    env = {**built.worker_env(), **QUIET, **(extra_env or {})}
     thread = threading.Thread(
         target=run_mesh,
         args=(spec, built.package, url),

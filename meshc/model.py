@@ -213,7 +213,7 @@ class LaneFamily(_Strict):
 
 
 class Mesh(_Strict):
-    """A mesh file (DESIGN.md section 3)."""
+    """A mesh file (docs/design.md section 3)."""
 
     mesh: str = Field(
         pattern=r"^[a-z_][a-z0-9_]*$",

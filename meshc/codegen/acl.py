@@ -1,9 +1,9 @@
-"""Per-agent ACL rules (DESIGN.md section 5, "Security"); no secrets in them.
+"""Per-agent ACL rules (docs/design.md section 5, "Security"); no secrets in them.
 
 Each agent gets one user whose root permissions allow the group commands and the
 scripts on its input and output streams, and whose selectors add XADD only on its
 outputs and its dead-letter stream, and the join-state commands only on its private
-keys. Scripts need read and write permission on every key they declare (FACTS.md),
+keys. Scripts need read and write permission on every key they declare (docs/facts.md),
 so outputs are ``%RW~`` in the root permissions while XADD stays in a selector that
 never names an input. Passwords are added when the rules are applied (``meshc run
 --acl``), never here.

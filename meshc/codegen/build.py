@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,15 @@ class Built:
         module = importlib.import_module(f"{self.package}.topology")
         spec: MeshSpec = module.MESH
         return spec
+
+    def worker_env(self) -> dict[str, str]:
+        """The environment a worker process needs to import this build: PYTHONPATH with
+        the compiled package, then the working folder (the user's handlers), then what
+        PYTHONPATH held already."""
+        paths = [str(self.root), str(Path.cwd())]
+        if os.environ.get("PYTHONPATH"):
+            paths.append(os.environ["PYTHONPATH"])
+        return {"PYTHONPATH": os.pathsep.join(paths)}
 
 
 def build_cached(path: str, folder: Path | None = None) -> Built:

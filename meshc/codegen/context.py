@@ -1,9 +1,12 @@
 """Everything the templates print, worked out in Python first.
 
-Templates hold no logic: names, import lines, literals and order are computed here.
-Every string that comes from a mesh file reaches generated code only through
-``py()`` (``repr`` of a ``str``), which always yields one inert Python literal, so no
-text in a mesh file can become code.
+Templates hold no logic: names, literals and order are computed here, and the
+templates lay out the code around them (``topology.py.j2`` writes each
+``StreamSpec(...)`` and ``AgentSpec(...)`` call out in full). Every string that comes
+from a mesh file reaches generated code either through ``py()`` (``repr`` of a
+``str``), which always yields one inert Python literal, or as a name the schema has
+already held to its grammar (type names, a handler's ``module:function``), so no text
+in a mesh file can become code.
 """
 
 from __future__ import annotations
@@ -92,33 +95,70 @@ class TypeCtx:
 
 
 @dataclass(frozen=True)
+class StreamCtx:
+    """The arguments of one ``StreamSpec(...)``: literals, and the model's type name."""
+
+    name: str
+    model: str
+    maxlen: str
+    max_age: str
+    terminal: str
+    max_backlog: str
+
+
+@dataclass(frozen=True)
+class JoinCtx:
+    """The arguments of an aggregator's ``JoinSpec(...)``, as literals."""
+
+    on: str
+    timeout: str
+    lanes: str
+
+
+@dataclass(frozen=True)
 class AgentCtx:
+    """One agent: its module's names, and the literals of its ``AgentSpec(...)``.
+
+    ``handler_module``/``handler_function`` name an imported handler, ``builtin`` (a
+    literal) a built-in one; neither is set for a producer.
+    """
+
     name: str
     role: str
     module: str
-    handler_import: str | None
-    handler_expr: str
-    spec: str
-    summary: str
+    handler_module: str | None
+    handler_function: str | None
+    builtin: str | None
+    literal_name: str
+    literal_role: str
+    reads: str
+    writes: str
+    handler: str
+    policy: list[tuple[str, str]]
+    deterministic: str
+    join: JoinCtx | None
+    settings: str
 
 
 @dataclass(frozen=True)
 class MeshCtx:
     header: list[str]
     name: str
+    literal_name: str
     version: int
+    partitions: int
+    partition_key: str
     source_path: str
     uses_any: bool
     types: list[TypeCtx]
-    streams: list[str]
+    streams: list[StreamCtx]
     agents: list[AgentCtx]
     acl: list[tuple[str, str]]
     acl_users: list[tuple[str, str]]
     operator: tuple[str, str]
     mermaid: str
     readme_rows: list[tuple[str, str, str, str]]
-    spec_head: str
-    spec_imports: str
+    spec_imports: list[str]
 
 
 def content_hash(raw: bytes) -> str:
@@ -137,21 +177,24 @@ def build_context(core: CoreMesh, source_path: str, raw: bytes, mermaid: str) ->
     return MeshCtx(
         header=header,
         name=core.name,
+        literal_name=py(core.name),
         version=core.version,
+        partitions=core.partitions,
+        partition_key=py(core.partition_key),
         source_path=source_path,
         uses_any=uses_any,
         types=types,
-        streams=[_stream_spec(s) for s in _sorted(core.streams)],
+        streams=[_stream_ctx(s) for s in _sorted(core.streams)],
         agents=[_agent_ctx(core, a) for a in _sorted(core.agents)],
-        acl=sorted(acl_rules(core).items()),
-        acl_users=[(name, username(core.name, name)) for name in sorted(core.agents)],
-        operator=(operator_name(core.name), operator_rule(core)),
+        acl=[(py(name), py(rule)) for name, rule in sorted(acl_rules(core).items())],
+        acl_users=[(py(name), py(username(core.name, name))) for name in sorted(core.agents)],
+        operator=(py(operator_name(core.name)), py(operator_rule(core))),
         mermaid=mermaid,
         readme_rows=[
             (a.name, a.role, ", ".join(a.read_names) or "-", ", ".join(a.write_names) or "-")
             for a in _sorted(core.agents)
         ],
-        spec_imports=", ".join(
+        spec_imports=[
             n
             for n, used in (
                 ("AgentSpec", True),
@@ -161,11 +204,7 @@ def build_context(core: CoreMesh, source_path: str, raw: bytes, mermaid: str) ->
                 ("StreamSpec", True),
             )
             if used
-        ),
-        spec_head=(
-            f"name={py(core.name)}, version={core.version}, "
-            f"partitions={core.partitions}, partition_key={py(core.partition_key)}"
-        ),
+        ],
     )
 
 
@@ -197,36 +236,46 @@ def _type_ctx(name: str, fields: dict[str, str]) -> TypeCtx:
     return TypeCtx(name, f"Message type `{name}`.", out)
 
 
-def _stream_spec(s: CoreStream) -> str:
+def _stream_ctx(s: CoreStream) -> StreamCtx:
     retention = s.retention
-    args = [
-        f"name={py(s.name)}",
-        f"model=models.{s.type}",
-        f"maxlen={py(retention.maxlen if retention else None)}",
-        f"max_age={py(retention.max_age if retention else None)}",
-        f"terminal={py(s.terminal)}",
-        f"max_backlog={py(s.max_backlog)}",
-    ]
-    return f"StreamSpec({', '.join(args)})"
+    return StreamCtx(
+        name=py(s.name),
+        model=s.type,
+        maxlen=py(retention.maxlen if retention else None),
+        max_age=py(retention.max_age if retention else None),
+        terminal=py(s.terminal),
+        max_backlog=py(s.max_backlog),
+    )
 
 
 def _agent_ctx(core: CoreMesh, agent: CoreAgent) -> AgentCtx:
     handler = agent.handler or _default_handler(agent)
-    if handler is None:
-        handler_import, expr = None, "None"
-    elif handler in BUILTIN_HANDLERS:
-        handler_import, expr = None, f"BUILTINS[{py(handler)}]"
-    else:
-        module, _, func = handler.partition(":")
-        handler_import, expr = f"from {module} import {func} as handler", "handler"
+    module = function = builtin = None
+    if handler in BUILTIN_HANDLERS:
+        builtin = py(handler)
+    elif handler is not None:
+        module, _, function = handler.partition(":")
+    settings: dict[str, Any] = {}
+    if agent.model is not None:
+        settings["model"] = agent.model.model_dump(mode="json")
+    if agent.prompt is not None:
+        settings["prompt"] = agent.prompt
     return AgentCtx(
         name=agent.name,
         role=agent.role,
         module=agent.name,
-        handler_import=handler_import,
-        handler_expr=expr,
-        spec=_agent_spec(core, agent, handler),
-        summary=f"{agent.role} {agent.name}",
+        handler_module=module,
+        handler_function=function,
+        builtin=builtin,
+        literal_name=py(agent.name),
+        literal_role=py(agent.role),
+        reads=py(agent.read_names),
+        writes=py(agent.write_names),
+        handler=py(handler or ""),
+        policy=[(k, py(v)) for k, v in agent.policy.items()],
+        deterministic=py(agent.deterministic),
+        join=_join_ctx(core, agent),
+        settings=py(settings, wrap=True),
     )
 
 
@@ -234,29 +283,8 @@ def _default_handler(agent: CoreAgent) -> str | None:
     return {"coordinator": "fanout", "aggregator": "merge"}.get(agent.role)
 
 
-def _agent_spec(core: CoreMesh, agent: CoreAgent, handler: str | None) -> str:
-    policy = ", ".join(f"{k}={py(v)}" for k, v in agent.policy.items())
-    join = "None"
-    if agent.join is not None:
-        lanes = {r: core.lane_of(r) for r in agent.read_names}
-        join = (
-            f"JoinSpec(on={py(tuple(agent.join.on))}, timeout={py(agent.join.timeout)}, "
-            f"lanes={py(lanes)})"
-        )
-    settings: dict[str, Any] = {}
-    if agent.model is not None:
-        settings["model"] = agent.model.model_dump(mode="json")
-    if agent.prompt is not None:
-        settings["prompt"] = agent.prompt
-    args = [
-        f"name={py(agent.name)}",
-        f"role={py(agent.role)}",
-        f"reads={py(agent.read_names)}",
-        f"writes={py(agent.write_names)}",
-        f"handler={py(handler or '')}",
-        f"policy=Policy({policy})",
-        f"deterministic={py(agent.deterministic)}",
-        f"join={join}",
-        f"settings={py(settings, wrap=True)}",
-    ]
-    return f"AgentSpec({', '.join(args)})"
+def _join_ctx(core: CoreMesh, agent: CoreAgent) -> JoinCtx | None:
+    if agent.join is None:
+        return None
+    lanes = {r: core.lane_of(r) for r in agent.read_names}
+    return JoinCtx(on=py(tuple(agent.join.on)), timeout=py(agent.join.timeout), lanes=py(lanes))

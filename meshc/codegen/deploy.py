@@ -162,7 +162,7 @@ def _agent(core: CoreMesh, app: str, agent: CoreAgent) -> AgentDeploy:
         role=agent.role,
         replicas=replicas,
         max_replicas=replicas * MAX_REPLICAS_FACTOR,
-        # SIGTERM: the batch in flight is finished and committed (DESIGN.md section 5)
+        # SIGTERM: the batch in flight is finished and committed (docs/design.md section 5)
         grace_seconds=int(max(30, min(visibility, 300) + 10, timeout + 10)),
         command=["python", "-m", f"{core.name}.agents.{agent.name}"],
         probe=probe,

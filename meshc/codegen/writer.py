@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from meshc.codegen.context import MeshCtx, build_context, py
+from meshc.codegen.context import MeshCtx, build_context
 from meshc.core import CoreMesh
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -47,7 +47,7 @@ def template_environment(
 
 
 def _environment() -> jinja2.Environment:
-    return template_environment(TEMPLATES, {"pyrepr": py})
+    return template_environment(TEMPLATES)
 
 
 def _ruff() -> str:

@@ -7,16 +7,14 @@ The diagram goes to stdout (or ``-o PATH``); diagnostics go to stderr so that
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from typing import Any
 
 from meshc.api import analyze_file
+from meshc.commands.common import REDIS_HELP, guarded, load, server_url
 from meshc.commands.output import COLORS, can_encode, cannot_open, emit
-from meshc.core import CoreMesh
-from meshc.render import FORMATS, GraphvizError, LiveError, LiveStats, render
-from meshc.render.live import connect, read_live
+from meshc.ops.live import read_live
+from meshc.render import FORMATS, GraphvizError, LiveStats, render
 
 DESCRIPTION = (
     "Draw a valid mesh: a Mermaid flowchart or sequence diagram, Graphviz DOT, SVG or "
@@ -24,10 +22,6 @@ DESCRIPTION = (
     "document of its streams (YAML; JSON with --json or -o PATH.json). The drawing goes "
     "to stdout (or -o PATH), diagnostics to stderr; an invalid mesh is not drawn (exit 1). "
     "--live adds stream lengths, group lag and pending, and dead letters from the server."
-)
-NO_SERVER = (
-    "--live needs a server: give --redis URL, set REDIS_URL, or start the embedded "
-    "server of this folder with `meshc server start`"
 )
 
 
@@ -38,13 +32,13 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=FORMATS, default="mermaid", help="default: mermaid")
     p.add_argument("-o", "--output", metavar="PATH", help="write here (required for png)")
     p.add_argument("--live", action="store_true", help="annotate lengths, lag, pending, DLQ")
-    p.add_argument("--redis", metavar="URL", help="server for --live (else REDIS_URL)")
+    p.add_argument("--redis", metavar="URL", help=f"for --live: {REDIS_HELP}")
     p.add_argument("--ascii", action="store_true", help="plain ASCII tree for --format text")
     p.add_argument("--json", action="store_true",
                    help="--format asyncapi as JSON (also chosen by -o PATH.json)")  # fmt: skip
     p.add_argument("--color", choices=COLORS, default="auto",
                    help="colour in diagnostics")  # fmt: skip
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=guarded("render", run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         emit([analysis], "text", args.color, out=sys.stderr)
     if not analysis.ok or analysis.core is None:
         return 1
+    live = _live(args.file, args.redis) if args.live else None
+    ascii = args.ascii or (not args.output and not can_encode(sys.stdout, "└│├"))
     try:
-        live = _live(args, analysis.core) if args.live else None
-        ascii = args.ascii or (not args.output and not can_encode(sys.stdout, "└│├"))
         as_json = args.json or (args.output or "").lower().endswith(".json")
         out = render(
             analysis.core,
@@ -71,10 +65,8 @@ def run(args: argparse.Namespace) -> int:
             ascii=ascii,
             as_json=as_json,
         )
-    except (GraphvizError, LiveError) as err:
+    except GraphvizError as err:
         return _fail(f"meshc render: {err}", 1)
-    except _NoServer:
-        return _fail(f"meshc render: {NO_SERVER}", 2)
     return _write(out, args.output)
 
 
@@ -90,29 +82,13 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-class _NoServer(Exception):
-    """No --redis, no REDIS_URL and no embedded server of this folder."""
-
-
-def _live(args: argparse.Namespace, core: CoreMesh) -> LiveStats:
-    url = args.redis or os.environ.get("REDIS_URL") or _embedded_url()
-    if not url:
-        raise _NoServer
-    client = connect(url)
-    try:
-        return read_live(client, core)
-    finally:
-        client.close()
-
-
-def _embedded_url() -> str | None:
-    """The URL in ``.meshc/server.json`` of the current folder, if there is one."""
-    try:
-        with open(os.path.join(".meshc", "server.json"), encoding="utf-8") as handle:
-            url = json.load(handle).get("url")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return url if isinstance(url, str) and url else None
+def _live(file: str, redis_url: str | None) -> LiveStats:
+    """The mesh's figures on the server, read as ``meshc status`` reads them (from the
+    compiled mesh, so both name the same keys). The server is found as every command
+    finds it; none running is a usage error (exit 2), raised for ``guarded``."""
+    url = server_url(redis_url)
+    _, spec = load(file)
+    return read_live(spec, url)
 
 
 def _write(out: str | bytes, path: str | None) -> int:

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from meshc.codegen.build import Built
 from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
 from meshc.runtime import cluster
 from meshc.runtime.acl import DEFAULT_SECRET_FILE, enable, env_name
@@ -96,18 +95,10 @@ def run(args: argparse.Namespace) -> int:
         url,
         url_for=url_for,
         operator_url=operator_url,
-        extra_env=worker_env(built),
+        extra_env=built.worker_env(),
         on_event=_quiet,
         partitions=parts,
     )
-
-
-def worker_env(built: Built) -> dict[str, str]:
-    """PYTHONPATH for the workers: the compiled package, then this folder (user handlers)."""
-    paths = [str(built.root), str(Path.cwd())]
-    if os.environ.get("PYTHONPATH"):
-        paths.append(os.environ["PYTHONPATH"])
-    return {"PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _quiet(_event: SupervisorEvent) -> None:

@@ -3,7 +3,8 @@
 ``mermaid`` (flowchart), ``sequence`` (Mermaid sequence of one task), ``dot``
 (Graphviz source), ``text`` (a tree for the terminal), ``html`` (a report) and
 ``asyncapi`` (an AsyncAPI 3.0.0 document, YAML or JSON) are deterministic text;
-``svg`` and ``png`` run Graphviz on the DOT text.
+``svg`` and ``png`` run Graphviz on the DOT text. ``live`` figures come in as plain
+data (:mod:`meshc.render.live`), read by ``meshc.ops.live``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from meshc.render.asyncapi import asyncapi
 from meshc.render.dot import dot
 from meshc.render.engine import GraphvizError, graphviz_command, run_graphviz
 from meshc.render.html import report
-from meshc.render.live import LiveError, LiveStats
+from meshc.render.live import GroupStats, LiveStats
 from meshc.render.mermaid import flowchart
 from meshc.render.sequence import sequence
 from meshc.render.text import text
@@ -28,7 +29,7 @@ __all__ = [
     "BINARY",
     "FORMATS",
     "GraphvizError",
-    "LiveError",
+    "GroupStats",
     "LiveStats",
     "asyncapi",
     "dot",

@@ -32,6 +32,26 @@ COLORS: dict[str, tuple[str, str]] = {
 
 LEGEND = "solid arrow: XADD (an agent publishes); dashed: XREADGROUP + XACK (its group reads)"
 
+
+@dataclass(frozen=True)
+class FrameStyle:
+    """How every format draws a lane family: a dashed frame around its lanes, titled
+    with the family's name and width. Each renderer writes these values in its own
+    syntax; none keeps colours or words of its own for a family."""
+
+    fill: str = "#ffffff"
+    stroke: str = "#94a3b8"
+    text: str = "#475569"
+    dash: tuple[int, int] = (5, 4)  # drawn, gap (Mermaid; Graphviz has one dash pattern)
+    font_size: int = 11
+    legend: str = "Dashed frames are lane families."
+
+    def title(self, family: str, lanes: int) -> str:
+        return f"{family}: {lanes} lanes"
+
+
+FAMILY_FRAME = FrameStyle()
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 

@@ -11,13 +11,26 @@ from __future__ import annotations
 import html
 
 from meshc.core import CoreMesh
-from meshc.render.common import COLORS, LEGEND, WRITE, Edge, Topology, topology, unique_ids
+from meshc.render.common import (
+    COLORS,
+    FAMILY_FRAME,
+    LEGEND,
+    WRITE,
+    Edge,
+    Topology,
+    topology,
+    unique_ids,
+)
 from meshc.render.live import LiveStats
 
 INDENT = "    "
 FONT = "Helvetica"  # Graphviz has built-in metrics for it, so boxes fit their text
 NOTE = '<FONT POINT-SIZE="9" COLOR="#475569">{}</FONT>'
 ALERT = '<FONT POINT-SIZE="9" COLOR="#dc2626"><B>{}</B></FONT>'
+FRAME_ATTRS = (
+    f'style="rounded,dashed"; color="{FAMILY_FRAME.stroke}"; '
+    f'fontcolor="{FAMILY_FRAME.text}"; fontsize={FAMILY_FRAME.font_size};'
+)
 
 
 def dot(core: CoreMesh, live: LiveStats | None = None) -> str:
@@ -35,11 +48,10 @@ def dot(core: CoreMesh, live: LiveStats | None = None) -> str:
     lines += [INDENT + _node(topo, n, live) for n in topo.free_nodes()]
     family_ids = unique_ids(core.families, "cluster_")
     for family in topo.families():
-        label = f"{family}: {len(core.families[family])} lanes"
+        label = FAMILY_FRAME.title(family, len(core.families[family]))
         lines += [
             f"{INDENT}subgraph {quote(family_ids[family])} {{",
-            f'{INDENT * 2}label={quote(label)}; style="rounded,dashed"; color="#94a3b8"; '
-            'fontcolor="#475569"; fontsize=11;',
+            f"{INDENT * 2}label={quote(label)}; {FRAME_ATTRS}",
         ]
         lines += [INDENT * 2 + _node(topo, n, live) for n in topo.family_members(family)]
         lines.append(INDENT + "}")

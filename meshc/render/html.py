@@ -14,7 +14,7 @@ from meshc.core import CoreAgent, CoreMesh, CoreStream
 from meshc.diagnostics import Diagnostic
 from meshc.graph import readers, writers
 from meshc.model import POLICY_DEFAULTS
-from meshc.render.common import COLORS, Topology, topology
+from meshc.render.common import COLORS, FAMILY_FRAME, Topology, topology
 from meshc.render.live import LiveStats
 
 DURATIONS = ("timeout", "visibility_timeout")
@@ -100,7 +100,13 @@ def _legend(topo: Topology) -> str:
         f"{_e(k)}</span>"
         for k in kinds
     )
-    frames = " Dashed frames are lane families." if topo.families() else ""
+    frames = ""
+    if topo.families():
+        swatches += (
+            f'<span class="swatch" style="background:{FAMILY_FRAME.fill};'
+            f'border-color:{FAMILY_FRAME.stroke};border-style:dashed">lane family</span>'
+        )
+        frames = f" {FAMILY_FRAME.legend}"
     return (
         f'<p class="legend">{swatches}<br>Boxes are agents, cylinders streams. Solid arrow: '
         "the agent publishes (XADD). Dashed arrow: the agent's consumer group reads "

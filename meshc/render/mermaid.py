@@ -8,12 +8,24 @@ names (``s_doc_review_tasks``); the real name is the first line of the label.
 from __future__ import annotations
 
 from meshc.core import CoreMesh
-from meshc.render.common import COLORS, LEGEND, WRITE, Edge, Topology, topology, unique_ids
+from meshc.render.common import (
+    COLORS,
+    FAMILY_FRAME,
+    LEGEND,
+    WRITE,
+    Edge,
+    Topology,
+    topology,
+    unique_ids,
+)
 from meshc.render.live import LiveStats
 
 INDENT = "    "
 _ENTITIES = str.maketrans({"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;"})
-FAMILY_STYLE = "fill:#ffffff,stroke:#94a3b8,stroke-dasharray:5 4"
+_DRAWN, _GAP = FAMILY_FRAME.dash
+FAMILY_STYLE = (
+    f"fill:{FAMILY_FRAME.fill},stroke:{FAMILY_FRAME.stroke},stroke-dasharray:{_DRAWN} {_GAP}"
+)
 
 
 def flowchart(core: CoreMesh, live: LiveStats | None = None) -> str:
@@ -26,8 +38,8 @@ def flowchart(core: CoreMesh, live: LiveStats | None = None) -> str:
     lines += [INDENT + _node(topo, n, live) for n in topo.free_nodes()]
     family_ids = unique_ids(core.families, "f_")
     for family in topo.families():
-        lanes = len(core.families[family])
-        head = f'subgraph {family_ids[family]}["{escape(family)}: {lanes} lanes"]'
+        title = FAMILY_FRAME.title(family, len(core.families[family]))
+        head = f'subgraph {family_ids[family]}["{escape(title)}"]'
         lines.append(INDENT + head)
         lines += [INDENT * 2 + _node(topo, n, live) for n in topo.family_members(family)]
         lines.append(f"{INDENT}end")

@@ -1,7 +1,7 @@
 """The caller's side of a mesh: submit tasks, wait for results, tail streams.
 
 ``meshc submit``, ``meshc tail`` and applications use :class:`MeshClient`. It writes
-root entries in the wire format of DESIGN.md section 5 under the producer's name (the
+root entries in the wire format of docs/design.md section 5 under the producer's name (the
 intake keeps exactly one writer), routes each task to its partition, and refuses new
 work while the intake's backlog is over its bound, because a queue that grows without
 limit only turns overload into latency and lost memory. Results are read from terminal

@@ -1,7 +1,7 @@
 """Running a mesh on a Redis/Valkey Cluster (docs/cluster.md).
 
 A mesh with P > 1 partitions keeps every key of one partition in one hash slot
-(``S{<mesh>:<p>}``, DESIGN.md section 5), so every script a worker runs touches a
+(``S{<mesh>:<p>}``, docs/design.md section 5), so every script a worker runs touches a
 single slot and is legal on a cluster. What a cluster still changes for a client:
 
 - **Routing.** ``redis-py``'s ``RedisCluster`` sends each command to the primary of
@@ -80,7 +80,7 @@ class ClusterConfigError(ConfigError, ConnectError):
 class PartitionsError(ClusterConfigError):
     """Raised when a mesh with one partition is pointed at a cluster.
 
-    With one partition a stream's key is its plain name (DESIGN.md section 5), so an
+    With one partition a stream's key is its plain name (docs/design.md section 5), so an
     agent's input and output keys sit in different slots and its commit script would
     be refused with CROSSSLOT; the mesh needs ``partitions`` > 1 to run on a cluster.
     """

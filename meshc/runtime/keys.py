@@ -1,4 +1,4 @@
-"""Key names on the server (DESIGN.md section 5, "Keys").
+"""Key names on the server (docs/design.md section 5, "Keys").
 
 With one partition a stream's key is its name. With P > 1 partitions the key of
 stream S in partition p is ``S{<mesh>:<p>}``, so every key of one partition shares

@@ -1,7 +1,7 @@
 """What the ``llm`` built-in keeps on the server: rate limits, a reply cache, counters.
 
 All of it lives under the agent's private keys (``<mesh>:<agent>:llm:…`` plus the
-partition tag, DESIGN.md section 5), so the agent's ACL user reaches it and nothing
+partition tag, docs/design.md section 5), so the agent's ACL user reaches it and nothing
 else does, and it is shared by every replica of the agent:
 
 - one hash per agent holds two token buckets (requests and tokens per minute) and a

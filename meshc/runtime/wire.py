@@ -1,4 +1,4 @@
-"""The wire format of stream entries (DESIGN.md section 5, "Wire format").
+"""The wire format of stream entries (docs/design.md section 5, "Wire format").
 
 An entry holds the payload as UTF-8 JSON in ``data`` and a flat header: ``trace``
 (root task id), ``parent`` (entry id it came from), ``agent`` (who wrote it) and

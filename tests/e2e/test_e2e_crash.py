@@ -20,7 +20,6 @@ import orjson
 import redis
 from e2e_kit import build, pending, wait_for, write_mesh, xlen
 from meshc.codegen.build import Built
-from meshc.commands.run import worker_env
 from meshc.runtime.client import MeshClient, read_range
 from meshc.runtime.launch import URL_ENV
 
@@ -56,7 +55,7 @@ HANDLERS = """\
 @contextmanager
 def replica(built: Built, url: str, consumer: str) -> Iterator[subprocess.Popen[bytes]]:
     """One ``work`` replica, run directly as ``python -m crashy.agents.work``."""
-    env = {**os.environ, **worker_env(built), URL_ENV: url}
+    env = {**os.environ, **built.worker_env(), URL_ENV: url}
     argv = [sys.executable, "-m", f"{built.package}.agents.work", "--consumer", consumer]
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.DEVNULL)
     try:

@@ -1,7 +1,7 @@
 """Retention under load: ``admin.trim`` in a loop while producers write and slow
 consumers fall behind and retry.
 
-XTRIM removes entries that a group still holds pending (FACTS.md): the pending list
+XTRIM removes entries that a group still holds pending (docs/facts.md): the pending list
 keeps the id, and the work is silently lost. The intake here has two reading agents
 (two groups), a tight ``maxlen`` and a short ``max_age``; one agent is slow, and both
 fail the first delivery of every seventh task, so old entries stay pending (until

@@ -73,7 +73,7 @@ class Browser:
     mermaid_js: Path
 
     def run(self, page: Path, *extra: str, budget_ms: int = 10000) -> str:
-        """Load ``page`` headless with the flags of FACTS.md; return what it printed."""
+        """Load ``page`` headless with the flags of docs/facts.md; return what it printed."""
         with tempfile.TemporaryDirectory(prefix="meshc-chromium-") as profile:
             done = subprocess.run(
                 [

@@ -25,7 +25,7 @@ def test_every_example_renders_in_mermaid(browser: Browser, tmp_path: Path) -> N
     some = sorted(core.streams)[0]
     live = LiveStats(
         lengths={some: 12},
-        groups={(some, r): GroupStats(lag=None, pending=3) for r in core.agents},
+        groups={(some, r): GroupStats(lag=7, pending=3) for r in core.agents},
         dead={sorted(core.agents)[0]: 2},
     )
     diagrams["live"] = str(render(core, "mermaid", live=live))

@@ -1,6 +1,6 @@
 """DOT through real Graphviz (JSON), and SVG, PNG and HTML checked by their structure.
 
-SVG, PNG and HTML depend on the Graphviz version, so no golden bytes here (DESIGN.md
+SVG, PNG and HTML depend on the Graphviz version, so no golden bytes here (docs/design.md
 section 7): the node and edge sets must match the model's graph instead.
 """
 

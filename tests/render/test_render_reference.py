@@ -1,6 +1,6 @@
-"""``meshc render meshes/doc_review.yaml`` draws the reference topology of DESIGN.md §1.
+"""``meshc render meshes/doc_review.yaml`` draws the reference topology of docs/design.md §1.
 
-The table of DESIGN.md section 1, transcribed: each stream, who writes it, who reads
+The table of docs/design.md section 1, transcribed: each stream, who writes it, who reads
 it. The Mermaid and DOT outputs are parsed back and must show exactly these edges.
 """
 
@@ -15,7 +15,7 @@ from render_support import ROOT
 
 LENSES = ("grammar", "clarity", "tone", "structure")
 
-# stream → (written by, read by), as in DESIGN.md section 1.
+# stream → (written by, read by), as in docs/design.md section 1.
 REFERENCE: dict[str, tuple[str, tuple[str, ...]]] = {
     "doc.review.tasks": ("ingestion", ("coordinator",)),
     **{f"doc.review.{lens}": ("coordinator", (lens,)) for lens in LENSES},

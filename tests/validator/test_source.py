@@ -16,15 +16,11 @@ import yaml
 from corpus import FIXTURES, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from meshc.source import (
-    Limits,
-    Source,
-    _NeedPositions,
-    _plain_scalar,
-    _read_common,
-    _read_pass,
-    load_bytes,
-)
+from meshc.source import Limits, Source, load_bytes
+from meshc.source.events import plain_scalar
+from meshc.source.fast import read_common
+from meshc.source.general import read_pass
+from meshc.source.text import NeedPositions
 
 FILES = sorted(FIXTURES.glob("*.yaml")) + sorted((ROOT / "meshes").glob("*.yaml"))
 
@@ -32,7 +28,7 @@ FILES = sorted(FIXTURES.glob("*.yaml")) + sorted((ROOT / "meshes").glob("*.yaml"
 def with_positions(name: str, raw: bytes) -> Source:
     """One pass with positions, as the loader did before it learned to be lazy."""
     source = Source(name, raw.decode("utf-8"))
-    _read_pass(source, Limits(), positions=True)
+    read_pass(source, Limits(), positions=True)
     return source
 
 
@@ -106,8 +102,8 @@ def reference(text: str) -> Source | None:
     for a second pass with positions (a duplicate key)."""
     source = Source("t.yaml", text)
     try:
-        _read_pass(source, Limits(max_depth=8, max_nodes=40), positions=False)
-    except _NeedPositions:
+        read_pass(source, Limits(max_depth=8, max_nodes=40), positions=False)
+    except NeedPositions:
         return None
     return source
 
@@ -116,8 +112,8 @@ def agrees_with_reference(text: str) -> bool:
     """Whether the common-case reader took the file; if so, its outcome is the reference's."""
     fast = Source("t.yaml", text)
     try:
-        took = _read_common(fast, Limits(max_depth=8, max_nodes=40))
-    except _NeedPositions:
+        took = read_common(fast, Limits(max_depth=8, max_nodes=40))
+    except NeedPositions:
         assert reference(text) is None
         return True
     if took:
@@ -187,9 +183,14 @@ def test_common_case_reader_never_differs_from_the_general_one(text: str) -> Non
     ("text", "took"),
     [
         ("mesh: a\nagents: {x: [1, 2]}\n", True),
+        ("", True),  # no document at all: the data is None
+        ("# only a comment\n---\n", True),  # an explicit start, an empty document
         ("a:\nb: ''\n", True),  # an empty plain scalar is null, an empty quoted one text
+        ("a: |\n  t\nb: >\n  u\nc: 'q'\nd: \"r\"\n", True),  # block and quoted scalars
         ("a: &x 1\nb: *x\n", False),  # anchors and aliases
+        ("a: &x [1]\n", False),  # an anchor alone, on a collection
         ("a: !!str 1\n", False),  # tags
+        ("a: ! 1\n", False),  # even the non-specific one
         ("base: &b {x: 1}\nc:\n  <<: *b\n", False),  # merge keys
         ("a: 1\n---\nb: 2\n", False),  # a second document
         ("? [a]\n: b\n", False),  # a collection as a key
@@ -235,4 +236,4 @@ def core_schema(value: str) -> Any:
     | st.sampled_from(["type", "terminal", "note", "Null", "NaN", ".NaN", "-.Inf", "0x1F"])
 )
 def test_plain_scalars_follow_the_core_schema(value: str) -> None:
-    assert repr(_plain_scalar(value)) == repr(core_schema(value))  # repr: NaN != NaN
+    assert repr(plain_scalar(value)) == repr(core_schema(value))  # repr: NaN != NaN
