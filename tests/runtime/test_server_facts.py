@@ -45,6 +45,31 @@ def test_xtrim_removes_pending_entries_and_xautoclaim_drops_them(r: redis.Redis)
     assert r.xpending("t", "g")["pending"] == 0  # the work is gone, silently
 
 
+def test_how_each_claim_counts_deliveries_and_resets_idle_time(r: redis.Redis) -> None:
+    """XCLAIM JUSTID resets an entry's idle time without counting a delivery (the
+    keepalive of a live worker); a plain XCLAIM counts one (a retry); a history read of
+    one's own pending entries counts one for every entry it returns (so recovery
+    claims entries one round at a time instead); XCLAIM drops trimmed entries from the
+    pending list without a word."""
+    ids = [r.xadd("c", {"n": n}) for n in range(4)]
+    r.xgroup_create("c", "g", id="0")
+    r.xreadgroup("g", "w", {"c": ">"})
+
+    def row(eid: bytes) -> dict[str, object]:
+        [found] = r.xpending_range("c", "g", eid, eid, 1)
+        return dict(found)
+
+    r.xclaim("c", "g", "w", 0, [ids[0]], justid=True)
+    assert row(ids[0])["times_delivered"] == 1
+    r.xclaim("c", "g", "w2", 0, [ids[1]])
+    assert (row(ids[1])["times_delivered"], row(ids[1])["consumer"]) == (2, b"w2")
+    r.xreadgroup("g", "w", {"c": "0"})  # history: w still holds 0, 2 and 3
+    assert [row(i)["times_delivered"] for i in (ids[0], ids[2], ids[3])] == [2, 2, 2]
+    r.xdel("c", ids[3])
+    assert [eid for eid, _ in r.xclaim("c", "g", "w", 0, [ids[2], ids[3]])] == [ids[2]]
+    assert r.xpending("c", "g")["pending"] == 3
+
+
 def test_creating_a_group_twice_is_busygroup_and_dollar_skips_the_past(r: redis.Redis) -> None:
     r.xadd("s", {"n": 1})
     r.xgroup_create("s", "zero", id="0")
