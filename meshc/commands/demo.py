@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(NAME, "--timeout must be more than 0 seconds", 2)
     extra_env: dict[str, str] = {}
     if args.model_url:
-        from meshc.runtime.llm import demo_overrides
+        from meshc.runtime.llm.settings import demo_overrides
 
         extra_env = demo_overrides(args.model_url, args.model)
     from meshes.review import format_report

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from meshc.runtime import cluster, keys, llm_store, retention
+from meshc.runtime import cluster, keys, retention
 from meshc.runtime.client import Entry, decode_entry, group_lag, read_range, stream_keys
 from meshc.runtime.connect import MeshOpsError, using
+from meshc.runtime.llm import store as llm_store
 from meshc.runtime.retention import trim
 from meshc.runtime.scripts import RETRY_CONSUMER
 from meshc.runtime.spec import AgentSpec, MeshSpec

@@ -57,11 +57,11 @@ class WorkerBuiltin:
 
 
 class Llm(WorkerBuiltin):
-    """``handler: llm``: see ``meshc.runtime.llm``. Imported on bind, since ``openai`` is
+    """``handler: llm``: see ``meshc.runtime.llm.handler``. Imported on bind, since ``openai`` is
     slow to import and only LLM agents need it."""
 
     def bind(self, lane: Lane) -> Bound:
-        from meshc.runtime.llm import LlmHandler
+        from meshc.runtime.llm.handler import LlmHandler
 
         return LlmHandler(lane)
 

@@ -14,10 +14,11 @@ import redis
 from fake_server import FakeLLM
 from llm_kit import data
 from meshc.codegen.build import Built
-from meshc.runtime import admin, llm_call
+from meshc.runtime import admin
 from meshc.runtime.acl import apply_users, load_passwords, with_credentials
 from meshc.runtime.builtins import BUILTINS
-from meshc.runtime.llm import demo_overrides
+from meshc.runtime.llm import call as llm_call
+from meshc.runtime.llm.settings import demo_overrides
 from meshc.runtime.worker import Worker
 from redis.asyncio import Redis
 from stream_kit import add, entries, has, running, until

@@ -14,11 +14,12 @@ import pytest
 from fake_server import FakeLLM
 from llm_kit import KEY_ENV, REVIEW_LLM, SECRET, data, llm_mesh, only_dead_letter, worker
 from meshc.codegen.build import Built
-from meshc.runtime import admin, llm_call
+from meshc.runtime import admin
 from meshc.runtime.builtins import BUILTINS
 from meshc.runtime.errors import ConfigError
-from meshc.runtime.llm import LlmSettings, demo_overrides
-from meshc.runtime.llm_prompt import Prompt, ReplyError, is_strict
+from meshc.runtime.llm import call as llm_call
+from meshc.runtime.llm.prompt import Prompt, ReplyError, is_strict
+from meshc.runtime.llm.settings import LlmSettings, demo_overrides
 from meshc.runtime.spec import AgentSpec
 from meshc.runtime.worker import Worker
 from pydantic import BaseModel, ConfigDict

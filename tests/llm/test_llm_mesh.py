@@ -13,7 +13,7 @@ from meshc.codegen.build import Built
 from meshc.runtime import admin
 from meshc.runtime.client import MeshClient
 from meshc.runtime.launch import run_mesh
-from meshc.runtime.llm import demo_overrides
+from meshc.runtime.llm.settings import demo_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 LENSES = ["clarity", "grammar", "structure", "tone"]

@@ -12,7 +12,7 @@ from fake_server import FakeLLM
 from llm_kit import data, llm_mesh, worker
 from meshc.runtime import admin
 from meshc.runtime.commit import CommitBatch
-from meshc.runtime.llm_store import Limits, SharedState, bucket
+from meshc.runtime.llm.store import Limits, SharedState, bucket
 from meshc.runtime.worker import Worker
 from redis.asyncio import Redis
 from stream_kit import add, entries, has, running, until

@@ -2,7 +2,7 @@
 
 Every attempt (first try, retry, repair) passes the same gates: the process-wide cap
 on calls in flight (``max_concurrent``), then the limits shared with the other
-replicas in the server (``llm_store``). The ``openai`` client's own retries are off,
+replicas in the server (``store``). The ``openai`` client's own retries are off,
 because a retry it makes on its own would skip both gates and the accounting.
 
 Retried: 408, 409, 429, 5xx, timeouts and lost connections, with exponential backoff
@@ -23,7 +23,7 @@ from typing import Any
 
 import openai
 from meshc.runtime.errors import MeshRuntimeError, PermanentError
-from meshc.runtime.llm_store import Limits, SharedState
+from meshc.runtime.llm.store import Limits, SharedState
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 PERMANENT_STATUSES = frozenset({400, 404, 413, 422})  # the same request fails again
