@@ -29,6 +29,7 @@ class Window:
         self.target = min(1.0, visibility_timeout / 4)
         self.ahead = min(self.batch, self.concurrency)  # until calls have been timed
         self.backlog = max(self.batch, self.concurrency)
+        self.low_water = max(1, self.ahead // 2)  # read again once this much is free
         self.held = 0
         self.unsettled = 0
         self.mean: float | None = None
@@ -47,11 +48,6 @@ class Window:
         """Everything not yet written: what a worker must finish before it stops."""
         return self.held + self.unsettled
 
-    @property
-    def low_water(self) -> int:
-        """Read again once this much is free: refills in bursts, not one entry a read."""
-        return max(1, self.ahead // 2)
-
     def take(self, n: int) -> None:
         """``n`` entries read (or merges started)."""
         self.held += n
@@ -68,8 +64,9 @@ class Window:
         self._wake()
 
     def _wake(self) -> None:
-        if self._room is not None and self.free >= self.low_water:
-            self._room.set()
+        room = self._room
+        if room is not None and not room.is_set() and self.free >= self.low_water:
+            room.set()
 
     def observe(self, took: float) -> None:
         """A call's running time, for the read-ahead (an exponential moving average)."""
@@ -77,6 +74,7 @@ class Window:
         self.mean = mean
         fits = int(self.concurrency * self.target / mean) if mean > 0 else self.batch
         self.ahead = max(0, min(self.batch, fits))
+        self.low_water = max(1, self.ahead // 2)  # refill in bursts, not one entry a read
 
     async def room(self, timeout: float) -> int:
         """Wait (at most ``timeout`` s) until at least ``low_water`` is free; the room."""
