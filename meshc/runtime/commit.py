@@ -112,14 +112,26 @@ class CommitBatch:
             call = self._calls[partition] = ScriptCall(self._head)
         return call
 
-    def outputs(self, d: Delivery, outputs: Sequence[tuple[bytes, bytes]], took: bytes) -> None:
-        """Ack ``d`` and, if the ack counted, add ``(key, data)`` outputs with headers."""
+    def outputs(
+        self,
+        d: Delivery,
+        outputs: Sequence[tuple[bytes, bytes]],
+        took: bytes,
+        own: Sequence[bytes] = (),
+    ) -> None:
+        """Ack ``d`` and, if the ack counted, add ``(key, data)`` outputs with the
+        standard header plus ``own``, header fields of this input's own (name value
+        ...; an 'h' record, only when there are some)."""
         self.settled.append((d.key, d.entry_id))
         c = self._call(d.partition)
-        if len(outputs) == 1:
+        if own:
+            c.args += (b"h", c.key(d.key), d.entry_id, d.trace, d.attempt, took, len(own) // 2)
+            c.args += (*own, len(outputs))
+        elif len(outputs) == 1:
             self._run(c, d, *outputs[0], took)
             return
-        c.args += (b"o", c.key(d.key), d.entry_id, d.trace, d.attempt, took, len(outputs))
+        else:
+            c.args += (b"o", c.key(d.key), d.entry_id, d.trace, d.attempt, took, len(outputs))
         for key, data in outputs:
             c.args += (c.key(key), data)
 

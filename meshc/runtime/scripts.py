@@ -36,6 +36,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 #                                                all from key `in` to key `out`: the
 #                                                common case, 4 arguments a message
 #   'o' in id trace attempt took n (out data)*n   outputs with the standard header
+#   'h' in id trace attempt took nh (name value)*nh n (out data)*n
+#                                                the same plus header fields of this
+#                                                input's own (LLM accounting, ...)
 #   'f' in id n (out nf field value ...)*n         free-form entries (dead letters, acks)
 #   'p' in id me                                   a failed call: hand the entry to the
 #                                                retry consumer (if `me` still holds it),
@@ -54,6 +57,14 @@ local function add(dst, data, trace, id, attempt, took)
     redis.call('XADD', dst, '*', '@DATA', data, '@TRACE', trace, '@PARENT', id,
       '@AGENT', agent, '@ATTEMPT', attempt, '@TOOK', took, unpack(extra))
   end
+end
+local function add_with(dst, data, trace, id, attempt, took, own)
+  local f = {'@DATA', data, '@TRACE', trace, '@PARENT', id, '@AGENT', agent,
+    '@ATTEMPT', attempt}
+  if took ~= '' then f[#f + 1] = '@TOOK'; f[#f + 1] = took end
+  for _, v in ipairs(extra) do f[#f + 1] = v end
+  for _, v in ipairs(own) do f[#f + 1] = v end
+  redis.call('XADD', dst, '*', unpack(f))
 end
 local i, n = 4 + 2 * tonumber(ARGV[3]), #ARGV
 local acked, skipped = 0, 0
@@ -89,6 +100,18 @@ while i <= n do
       for _ = 1, nout do
         if ok == 1 then
           add(KEYS[tonumber(ARGV[i])], ARGV[i+1], trace, id, attempt, took)
+        end
+        i = i + 2
+      end
+    elseif kind == 'h' then
+      local trace, attempt, took, nh = ARGV[i+3], ARGV[i+4], ARGV[i+5], tonumber(ARGV[i+6])
+      local own = {unpack(ARGV, i + 7, i + 6 + 2 * nh)}
+      i = i + 7 + 2 * nh
+      local nout = tonumber(ARGV[i])
+      i = i + 1
+      for _ = 1, nout do
+        if ok == 1 then
+          add_with(KEYS[tonumber(ARGV[i])], ARGV[i+1], trace, id, attempt, took, own)
         end
         i = i + 2
       end

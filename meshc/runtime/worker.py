@@ -34,12 +34,7 @@ from meshc.runtime.spec import AgentSpec, MeshSpec
 from meshc.runtime.transport import TRANSIENT, is_busy, make_client
 from meshc.runtime.window import Window
 from meshc.runtime.wire import (
-    AGENT,
-    ATTEMPT,
     DATA,
-    PARENT,
-    TOOK,
-    TRACE,
     Delivery,
     dlq_fields,
     short_error,
@@ -191,7 +186,9 @@ class Worker:
             self.log.info("consumer %s serving partitions %s", self.consumer, self.partitions)
             timers = asyncio.create_task(self._timers())
             if self._recover:
+                self._due["retry"] = float("inf")  # other replicas' entries: after recovery
                 await self._patiently(self._recover_held, "recovering held entries")
+                self._due["retry"] = 0.0
             await self._read_loop()
             await self._drain()
             if self._fatal is not None:
@@ -429,26 +426,19 @@ class Worker:
             except Exception as exc:
                 call.error = exc
             else:
-                took = took_ms(call.took)
                 keyed = [(self.key(s, d.partition), data) for s, data in outputs]
-                batch = self.commits.open()
-                if call.ctx.header:  # extra header fields (e.g. LLM accounting)
-                    extra = call.ctx.header
-                    batch.entries(d, [(k, self._fields(d, v, took, extra)) for k, v in keyed])
-                else:
-                    batch.outputs(d, keyed, took)
+                own = self.own_fields(d, call.ctx)
+                self.commits.open().outputs(d, keyed, took_ms(call.took), own)
                 return
         self.failed(d, call.error)
 
-    def _fields(self, d: Delivery, data: bytes, took: bytes, extra: dict[str, str]) -> list[bytes]:
-        """An output's fields: the standard header (as COMMIT writes it) plus ``extra``."""
-        fields = [DATA, data, TRACE, d.trace, PARENT, d.entry_id, AGENT, self.spec.name.encode()]
-        fields += [ATTEMPT, str(d.attempt).encode()]
-        if took:
-            fields += [TOOK, took]
-        for name, value in extra.items():
-            fields += [name.encode(), value.encode()]
-        return fields
+    def own_fields(self, d: Delivery, ctx: Context) -> list[bytes]:
+        """Header fields the outputs of ``d`` carry besides the standard ones: what the
+        handler added (``ctx.add_header``: LLM accounting, ...). Empty for most calls,
+        which then take the commit's fast path."""
+        if not ctx.header:
+            return []
+        return [x.encode() for name, value in ctx.header.items() for x in (name, value)]
 
     def failed(self, d: Delivery, error: BaseException) -> None:
         """Hand the entry to the retry consumer, or dead-letter it on its last attempt
@@ -601,7 +591,7 @@ class Worker:
         for key, eid, owner, n in rows:
             if owner == scripts.RETRY_CONSUMER:
                 retries.setdefault(key, []).append((eid, n))
-            elif (key, eid) not in self._held:
+            elif owner != self.consumer:  # this consumer's own: what recovery runs
                 idle.append((key, eid, n))
         for key, group in retries.items():
             if self.stopping:

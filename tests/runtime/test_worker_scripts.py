@@ -99,6 +99,30 @@ def test_commit_header_fields_of_the_writer_go_on_every_output(valkey_url: str) 
     asyncio.run(scenario())
 
 
+def test_commit_records_with_header_fields_of_their_own(valkey_url: str) -> None:
+    """An 'h' record: the standard header, the writer's fields, then the input's own
+    (what its handler added); gated by the ack like the others."""
+
+    async def scenario() -> None:
+        r = make_client(valkey_url)
+        [eid] = await _pending(r, 1)
+        batch = CommitBatch((b"a", b"a", 1, b"schema", b"3:abc"))
+        own = [b"llm_tokens", b"42", b"llm_model", b"tiny"]
+        batch.outputs(_delivery(eid), [(b"out", b"{}"), (b"out2", b"[]")], b"7", own)
+        assert await scripts.commit.many(r, batch.calls()) == [[1, 0]]
+        assert await scripts.commit.many(r, batch.calls()) == [[0, 1]]
+        [(_, fields)] = await entries(r, "out")
+        assert list(fields) == [
+            b"data", b"trace", b"parent", b"agent", b"attempt", b"took",
+            b"schema", b"llm_tokens", b"llm_model",
+        ]  # fmt: skip
+        assert (fields[b"took"], fields[b"llm_tokens"]) == (b"7", b"42")
+        assert await r.xlen("out2") == 1
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_park_hands_a_failed_entry_to_the_retry_consumer_only_from_its_holder(
     valkey_url: str,
 ) -> None:
