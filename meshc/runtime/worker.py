@@ -150,6 +150,7 @@ class Worker:
         self._outage = False  # a server error was seen; refresh held entries first
         self._fatal: BaseException | None = None
         self._suspects: asyncio.Task[None] | None = None
+        self._idle_seen: set[tuple[bytes, bytes, str]] = set()  # at the last retry scan
 
     def key(self, stream: str, partition: int) -> bytes:
         """The key of a stream in a partition (memoised: it is on the hot path)."""
@@ -581,18 +582,26 @@ class Worker:
 
     async def _retry_due(self) -> None:
         """Take back failed entries whose retry is due (many at once) and idle entries of
-        other consumers (one at a time, each committed before the next: see ``reader``)."""
+        other consumers (one at a time, each committed before the next: see ``reader``).
+
+        Another consumer's entry is taken only when two scans in a row found it idle
+        with the same owner: a live owner refreshes its entries within a third of the
+        visibility timeout, so one sighting may only mean the server restarted and
+        its clock ran on through the outage (every entry then looks idle at once)."""
         vt = self.policy.visibility_timeout
         self._due["retry"] = time.monotonic() + max(0.05, vt / 2)
         idle_ms = int(vt * 1000)
         rows = await self.reader.pending(self.redis, None, idle_ms, self.policy.batch)
         retries: dict[bytes, list[tuple[bytes, int]]] = {}
         idle: list[tuple[bytes, bytes, int]] = []
+        seen, self._idle_seen = self._idle_seen, set()
         for key, eid, owner, n in rows:
             if owner == scripts.RETRY_CONSUMER:
                 retries.setdefault(key, []).append((eid, n))
             elif owner != self.consumer:  # this consumer's own: what recovery runs
-                idle.append((key, eid, n))
+                self._idle_seen.add((key, eid, owner))
+                if (key, eid, owner) in seen:
+                    idle.append((key, eid, n))
         for key, group in retries.items():
             if self.stopping:
                 return

@@ -31,6 +31,7 @@ and dropped duplicate commits.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -173,6 +174,25 @@ def _script_entries(script: str, args: tuple[Any, ...]) -> list[str]:
     return ids
 
 
+async def _will_run(conn: Any, args: tuple[Any, ...]) -> bool:
+    """Whether the server runs this request, so that killing the worker now tests a
+    commit the worker cannot know the fate of. Not so after a server restart: on a
+    connection opened before it the request went into a dead socket (the server
+    answers with a reset), and an EVALSHA finds no script (NOSCRIPT; the worker sends
+    it again as EVAL). Asked on a connection of its own, after a moment for a reset."""
+    await asyncio.sleep(0.05)
+    reader = conn._reader
+    if reader is None or reader.at_eof() or reader.exception() is not None:
+        return False
+    command = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+    if command.upper() != "EVALSHA":
+        return True
+    import redis
+
+    with redis.Redis(host=conn.host, port=conn.port) as probe:
+        return bool(probe.script_exists(args[1])[0])
+
+
 def _install_commit_hook() -> None:
     """Wrap the asyncio connection's ``send_command`` around commit scripts: ``torn``
     writes half of the request and dies; ``commit`` dies once all of it is written and
@@ -197,6 +217,8 @@ def _install_commit_hook() -> None:
             await self._writer.drain()
             _die()
         await original(self, *args, **kwargs)
+        if not await _will_run(self, args):
+            return  # not a commit the server runs: let a later one take the fault
         fired = _claim("commit")
         if fired is not None:
             _record(fired, point="commit", script=script, entries=entries)
