@@ -120,7 +120,7 @@ class ResultLog:
         hooks = await records.record_results(self.redis, self.mesh.name, found)
         done: list[tuple[str, str]] = []
         for (stream, key, entry), hook in zip(found, hooks, strict=True):
-            target = hook or (self.hooks.url if self.hooks else None)
+            target = (hook or self.hooks.url) if self.hooks else None
             if target:
                 self._spawn(stream, key, entry, target, 1)
             else:
