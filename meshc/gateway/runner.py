@@ -9,6 +9,7 @@ port 0 gives a free port whose number the caller learns at once.
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
@@ -55,12 +56,30 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus re-raising the signal that stopped it: a gateway stopped
+    by SIGTERM or Ctrl-C has shut down cleanly and exits 0, as ``meshc run`` does."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        before = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+
+
 def server_for(config: GatewayConfig, consumer: str, access_log: bool = False) -> uvicorn.Server:
     app = create_app(config, consumer)
     settings = uvicorn.Config(
         app, lifespan="on", access_log=access_log, log_level="info", timeout_graceful_shutdown=5
     )
-    return uvicorn.Server(settings)
+    return _Server(settings)
 
 
 def serve(server: uvicorn.Server, sock: socket.socket) -> None:

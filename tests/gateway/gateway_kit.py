@@ -124,3 +124,22 @@ def wait_until(check: Callable[[], bool], timeout: float = 60.0, what: str = "it
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout:g} s")
         time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+def cli(*args: str) -> Outcome:
+    """``meshc ARGS`` in this process, its output captured."""
+    import io
+
+    from meshc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return Outcome(code, out.getvalue(), err.getvalue())

@@ -90,7 +90,7 @@ def test_a_task_in_flight_is_202_and_an_unknown_one_404(idle: Mesh, start_gatewa
         assert http.get(f"/tasks/{trace}?wait=-1").status_code == 400
 
 
-def test_a_body_that_does_not_fit_is_422_with_field_errors(idle: Mesh, start_gateway: Start) -> None:
+def test_a_body_that_does_not_fit_is_422_with_errors(idle: Mesh, start_gateway: Start) -> None:
     spec, url = idle
     with client(start_gateway(spec, url)) as http:
         bad = http.post("/tasks/i.in", json={"id": 7, "extra": 1})
@@ -115,8 +115,9 @@ def test_a_body_that_does_not_fit_is_422_with_field_errors(idle: Mesh, start_gat
 def test_a_token_is_needed(idle: Mesh, start_gateway: Start) -> None:
     spec, url = idle
     base = start_gateway(spec, url)
-    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"},
-                    {"Authorization": AUTH["Authorization"].replace("Bearer", "Basic")}):  # fmt: skip
+    wrong = {"Authorization": "Bearer wrong-token-0123456789"}
+    basic = {"Authorization": AUTH["Authorization"].replace("Bearer", "Basic")}
+    for headers in ({}, wrong, basic):
         with client(base, headers) as http:
             for method, path in (("POST", "/tasks/i.in"), ("GET", "/tasks/x"),
                                  ("GET", "/tasks/x/events"), ("GET", "/openapi.json")):  # fmt: skip
