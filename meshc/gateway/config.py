@@ -66,6 +66,10 @@ class Tokens:
 
     digests: tuple[bytes, ...]
 
+    @classmethod
+    def of(cls, tokens: list[str]) -> Tokens:
+        return cls(tuple(hashlib.sha256(t.encode()).digest() for t in tokens))
+
     def accepts(self, token: str) -> bool:
         probe = hashlib.sha256(token.encode("utf-8", "replace")).digest()
         found = False
@@ -109,7 +113,7 @@ def load_tokens(path: str | None, env: Mapping[str, str]) -> Tokens:
                 f"{where}: a token must be at least {MIN_SECRET} characters; "
                 f"make one with {MAKE_ONE}"
             )
-    return Tokens(tuple(hashlib.sha256(t.encode()).digest() for _, t in found))
+    return Tokens.of([t for _, t in found])
 
 
 def load_secret(path: str | None, env: Mapping[str, str]) -> bytes:

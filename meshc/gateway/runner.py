@@ -21,6 +21,7 @@ from meshc.gateway.app import create_app
 from meshc.gateway.config import GatewayConfig, GatewayConfigError
 
 START_TIMEOUT = 30.0
+BACKLOG = 2048
 
 
 class PortInUse(GatewayConfigError):
@@ -52,6 +53,7 @@ def bind(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {err.strerror}; "
             "choose another --port (0: any free one)"
         ) from None
+    sock.listen(BACKLOG)  # callers that come before uvicorn runs wait in the queue
     sock.set_inheritable(True)
     return sock
 

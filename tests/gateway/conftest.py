@@ -29,9 +29,7 @@ Start = Callable[..., Any]
 
 
 def tokens() -> Tokens:
-    import hashlib
-
-    return Tokens((hashlib.sha256(TOKEN.encode()).digest(),))
+    return Tokens.of([TOKEN])
 
 
 @pytest.fixture(scope="module")
