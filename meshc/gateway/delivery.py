@@ -116,19 +116,28 @@ class ResultLog:
                 await self.setup()  # the stream or group was deleted under us
 
     async def _handle(self, found: list[tuple[str, str, Entry]]) -> None:
-        """Record every result; acknowledge those with nowhere to go, deliver the rest."""
-        hooks = await records.record_results(self.redis, self.mesh.name, found)
-        done: list[tuple[str, str]] = []
+        """Record every result and, in the same round trip, acknowledge those with
+        nowhere to go; deliver the rest (acknowledged once delivered)."""
+        hooks = await records.webhooks_of(self.redis, self.mesh.name, found)
+        pipe = self.redis.pipeline(transaction=False)
+        records.record_results(pipe, self.mesh.name, found, hooks)
+        deliver: list[tuple[str, str, Entry, str]] = []
         for (stream, key, entry), hook in zip(found, hooks, strict=True):
             target = (hook or self.hooks.url) if self.hooks else None
             if target:
-                self._spawn(stream, key, entry, target, 1)
+                deliver.append((stream, key, entry, target))
+                self._inflight.add((key, entry["id"]))  # before any await: see _retry_key
             else:
-                done.append((key, entry["id"]))
-        await self._ack(done)
+                pipe.xack(key, GROUP, entry["id"])
+        try:
+            await pipe.execute()
+        except BaseException:
+            self._inflight.difference_update((key, entry["id"]) for _, key, entry, _ in deliver)
+            raise
+        for stream, key, entry, target in deliver:
+            self._spawn(stream, key, entry, target, 1)
 
     def _spawn(self, stream: str, key: str, entry: Entry, url: str, attempt: int) -> None:
-        self._inflight.add((key, entry["id"]))
         task = asyncio.create_task(self._deliver(stream, key, entry, url, attempt))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -191,9 +200,17 @@ class ResultLog:
             wait_ms = int(self._wait_before(tries, _text(item["consumer"])) * 1000)
             if idle < wait_ms:
                 continue
-            claimed = await self.redis.xclaim(key, GROUP, self.consumer, wait_ms, [eid])
-            for cid, fields in cast(list[RawEntry], claimed or []):
-                await self._again(stream, key, decode_entry(cid, fields or {}), tries)
+            self._inflight.add((key, eid))  # no second claim while this one is under way
+            try:
+                claimed = await self.redis.xclaim(key, GROUP, self.consumer, wait_ms, [eid])
+                got = cast(list[RawEntry], claimed or [])
+                if got:  # else another gateway took it first
+                    await self._again(stream, key, decode_entry(got[0][0], got[0][1] or {}), tries)
+                else:
+                    self._inflight.discard((key, eid))
+            except BaseException:
+                self._inflight.discard((key, eid))
+                raise
 
     def _wait_before(self, tries: int, consumer: str) -> float:
         """Backoff after ``tries`` attempts; longer for another gateway's delivery,
@@ -209,6 +226,8 @@ class ResultLog:
         assert self.hooks is not None
         record = await records.load(self.redis, self.mesh.name, entry["trace"])
         url = (record.webhook if record else "") or self.hooks.url
+        if not url or tries >= self.hooks.attempts:
+            self._inflight.discard((key, entry["id"]))
         if not url:  # the task was forgotten and there is no global webhook
             await self._ack([(key, entry["id"])])
         elif tries >= self.hooks.attempts:

@@ -92,26 +92,25 @@ async def load(r: redis.asyncio.Redis, mesh: str, trace: str) -> TaskRecord | No
     )
 
 
-async def record_results(
+async def webhooks_of(
     r: redis.asyncio.Redis, mesh: str, found: list[tuple[str, str, Entry]]
 ) -> list[str | None]:
-    """Copy results ``(stream, key, entry)`` into their tasks' records.
-
-    Returns, per result, the task's webhook ('' when it has none), or None when the
-    task has no record (not submitted through a gateway, or forgotten).
-    """
+    """Per result ``(stream, key, entry)``, its task's webhook ('' when it has none),
+    or None when the task has no record (not submitted through a gateway, or forgotten)."""
     pipe = r.pipeline(transaction=False)
     for _, _, entry in found:
         pipe.hmget(record_key(mesh, entry["trace"]), ["intake", "webhook"])
     rows = await pipe.execute()
-    hooks: list[str | None] = []
-    pipe = r.pipeline(transaction=False)
-    for (stream, key, entry), (intake, webhook) in zip(found, rows, strict=True):
-        if intake is None:
-            hooks.append(None)
-            continue
-        hooks.append((webhook or b"").decode())
-        item = ResultItem(stream, entry["id"], entry["data"])
-        pipe.hset(record_key(mesh, entry["trace"]), item.field(key), orjson.dumps(item.as_json()))
-    await pipe.execute()
-    return hooks
+    return [None if intake is None else (hook or b"").decode() for intake, hook in rows]
+
+
+def record_results(
+    pipe: Any, mesh: str, found: list[tuple[str, str, Entry]], hooks: list[str | None]
+) -> None:
+    """Queue on ``pipe`` a copy of each result into its task's record (tasks that have
+    one, as :func:`webhooks_of` found)."""
+    for (stream, key, entry), hook in zip(found, hooks, strict=True):
+        if hook is not None:
+            item = ResultItem(stream, entry["id"], entry["data"])
+            field = item.field(key)
+            pipe.hset(record_key(mesh, entry["trace"]), field, orjson.dumps(item.as_json()))

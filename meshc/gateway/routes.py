@@ -53,7 +53,8 @@ def table(gw: Gateway) -> list[Route]:
     async def health(request: Request) -> Response:
         assert gw.redis is not None
         await gw.redis.ping()
-        return json({"ok": True, "mesh": gw.config.mesh.name})
+        held = {"long_polls": gw.waits.now, "event_streams": gw.streams.now}
+        return json({"ok": True, "mesh": gw.config.mesh.name, "held": held})
 
     return [
         Route("/tasks/{intake}", submit, methods=["POST"]),

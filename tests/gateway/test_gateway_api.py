@@ -188,6 +188,8 @@ def test_long_polls_over_the_bound_are_503(idle: Mesh, start_gateway: Start) -> 
 
         wait_until(refused, what="a second long-poll refused")
         assert probes[-1].headers["retry-after"] == "1"
+        held = http.get("/healthz").json()["held"]
+        assert held == {"long_polls": 1, "event_streams": 0}
         assert http.get(f"/tasks/{trace}").status_code == 202  # a plain read is not held
         with MeshClient(spec, url) as mc:  # answer the held one: write its result
             mc.redis.xadd("i.out", {"data": orjson.dumps(LINE), "trace": trace, "agent": "echo"})

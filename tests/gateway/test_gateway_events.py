@@ -62,6 +62,7 @@ def test_event_streams_over_the_bound_are_503(idle: Mesh, start_gateway: Start) 
         with http.stream("GET", f"/tasks/{trace}/events") as held:
             lines = held.iter_lines()  # kept: a dropped iterator closes the stream
             assert next(lines).startswith(":")  # the stream is open and counted
+            assert http.get("/healthz").json()["held"]["event_streams"] == 1
             busy = http.get(f"/tasks/{trace}/events")
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
         with http.stream("GET", f"/tasks/{trace}/events") as again:  # the slot came back

@@ -9,10 +9,10 @@ import time
 import httpx
 import orjson
 import redis
-from conftest import Start
+from conftest import Start, tokens
 from gateway_kit import AUTH, SECRET, TASK, Receiver, receiving, wait_until
-from meshc.gateway import signing
-from meshc.gateway.config import Webhooks
+from meshc.gateway import runner, signing
+from meshc.gateway.config import GatewayConfig, Webhooks
 from meshc.gateway.delivery import GROUP, failed_key
 from meshc.runtime.client import MeshClient
 from meshc.runtime.spec import MeshSpec
@@ -56,25 +56,30 @@ def test_each_result_once_signed_even_after_a_failure(review: Mesh, start_gatewa
         assert r.xpending("doc.review.summary", GROUP)["pending"] == 0
 
 
-def test_a_restart_neither_loses_nor_repeats_a_delivery(idle: Mesh, start_gateway: Start) -> None:
+def gateway(spec: MeshSpec, url: str, rx: Receiver) -> runner.Running:
+    """A gateway named ``gw-a`` pushing every result of the mesh to ``rx``."""
+    config = GatewayConfig(spec, url, tokens(), webhooks=hooks(rx, url=rx.url))
+    return runner.running(config, consumer="gw-a")
+
+
+def test_a_restart_neither_loses_nor_repeats_a_delivery(idle: Mesh) -> None:
     spec, url = idle
     down = {"on": True}
-    with receiving(Receiver(answer=lambda n: 503 if down["on"] else 200)) as rx:
-        settings = hooks(rx, url=rx.url)  # the global webhook: every result of the mesh
-        with httpx.Client(base_url=start_gateway(spec, url, webhooks=settings, consumer="gw-a"),
-                          headers=AUTH, timeout=60) as http:  # fmt: skip
+    rx = Receiver(answer=lambda n: 503 if down["on"] else 200)
+    with receiving(rx), gateway(spec, url, rx) as where:
+        with httpx.Client(base_url=where.url, headers=AUTH) as http:
             trace = http.post("/tasks/i.in", json=LINE).json()["trace"]
-            answer(spec, url, trace)
-            wait_until(lambda: rx.tries(f"i.out/{first_id(url)}") >= 1, what="a refused try")
-    # the gateway is gone; a result arrives while none runs; the receiver recovers
+        answer(spec, url, trace)
+        wait_until(lambda: rx.tries(f"i.out/{first_id(url)}") >= 1, what="a refused try")
+    # no gateway runs; a result arrives meanwhile; the receiver recovers (on a new port)
     with receiving(rx) as rx, MeshClient(spec, url) as mc:
         late = mc.submit(LINE).trace
         answer(spec, url, late)
         down["on"] = False
         rx.calls.clear()
-        start_gateway(spec, url, webhooks=hooks(rx, url=rx.url), consumer="gw-a")
-        wait_until(lambda: len(rx.accepted()) >= 2, what="both results delivered")
-        time.sleep(1.0)
+        with gateway(spec, url, rx):
+            wait_until(lambda: len(rx.accepted()) >= 2, what="both results delivered")
+            time.sleep(1.0)
         delivered = sorted(orjson.loads(c.body)["trace"] for c in rx.accepted())
     assert delivered == sorted([trace, late])
     assert all(c.signed() for c in rx.accepted())
