@@ -9,6 +9,8 @@ server. The gateway is ``meshc serve`` in its own process, with bearer auth on.
   and through :class:`MeshClient` (``submit`` then ``wait``) on the same mesh, so a slow
   spell of the machine hits both. p50 and p99 of each, and the difference of the p50s
   (what the gateway adds).
+  The gateway process's CPU time per task (user + system, psutil) is given beside:
+  unlike latency, it hardly moves with the load of the machine.
 * **Held long-polls**: the workers stop, N tasks are submitted through the gateway, and
   N ``GET ?wait=`` requests are held open at once (one asyncio httpx client, N
   connections). Once ``/healthz`` counts N held, the gateway's RSS is read (psutil) and
@@ -51,6 +53,7 @@ SIZES: dict[Mode, dict[str, int]] = {
     "full": {"tasks": 500, "held": 1_000},
 }
 TOKEN = "bench-token-0123456789abcdef"
+WARMUP = 5
 TARGET_ADDED_P50_MS = 3.0
 TARGET_RSS_MB = 150.0
 MESH = """\
@@ -79,7 +82,9 @@ def run(mode: Mode = "full") -> Report:
         spec = built.load_spec()
         with gateway_process(str(path), srv.url, tmp) as (base, proc):
             with workers(spec, built, srv.url):
+                cpu = _cpu(proc)
                 lat = latency(spec, srv.url, base, size["tasks"])
+                lat["cpu"] = [(_cpu(proc) - cpu) / (size["tasks"] + WARMUP)]
             held = hold(spec, built, srv.url, base, proc, size["held"])
     report = _report(lat, held, size)
     report.seconds = time.perf_counter() - started
@@ -111,6 +116,11 @@ def workers(spec: Any, built: Any, url: str) -> Iterator[None]:
 
     with running_workers(spec, built, url):
         yield
+
+
+def _cpu(proc: Any) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -146,7 +156,7 @@ def latency(spec: Any, url: str, base: str, n: int) -> dict[str, list[float]]:
             mc.wait(mc.submit({"n": i, "text": "x" * 64}), timeout=10)
             return time.perf_counter() - t0
 
-        for i in range(5):  # warm-up: connections, the workers' first reads
+        for i in range(WARMUP):  # warm-up: connections, the workers' first reads
             via_gateway(i), via_client(i)
         for i in range(n):
             first, second = (via_gateway, via_client) if i % 2 else (via_client, via_gateway)
@@ -189,13 +199,13 @@ def _report(lat: dict[str, list[float]], held: dict[str, float], size: dict[str,
     ms = {k: [v * 1000 for v in vs] for k, vs in lat.items()}
     table = Table(
         "7a. One task through the gateway vs MeshClient, same mesh, same run (bench/gateway.py)",
-        ["way in", "tasks", "p50 ms", "p99 ms", "mean ms"],
+        ["way in", "tasks", "p50 ms", "p99 ms", "mean ms", "gateway CPU ms per task"],
     )
-    for name, label in (("meshclient", "MeshClient submit + wait"),
-                        ("gateway", "gateway POST + GET ?wait")):  # fmt: skip
+    for name, label, cpu in (("meshclient", "MeshClient submit + wait", "-"),
+                             ("gateway", "gateway POST + GET ?wait", ms["cpu"][0])):  # fmt: skip
         values = ms[name]
         table.rows.append([label, len(values), median(values), percentile(values, 99),
-                           sum(values) / len(values)])  # fmt: skip
+                           sum(values) / len(values), cpu])  # fmt: skip
     added = median(ms["gateway"]) - median(ms["meshclient"])
     mb = 1024 * 1024
     per_poll = (held["held"] - held["before"]) / size["held"] / 1024
