@@ -1,4 +1,4 @@
-"""Benchmark 7: what the HTTP gateway costs, and what a thousand waiting callers cost it.
+"""Benchmark 8: what the HTTP gateway costs, and what a thousand waiting callers cost it.
 
 The mesh is one pass-through hop (a coordinator with the built-in ``fanout`` and one
 output, terminal), run by ``meshc run``'s supervisor as worker processes on a private
@@ -198,7 +198,7 @@ async def _hold(spec: Any, built: Any, url: str, base: str, proc: Any, n: int) -
 def _report(lat: dict[str, list[float]], held: dict[str, float], size: dict[str, int]) -> Report:
     ms = {k: [v * 1000 for v in vs] for k, vs in lat.items()}
     table = Table(
-        "7a. One task through the gateway vs MeshClient, same mesh, same run (bench/gateway.py)",
+        "8a. One task through the gateway vs MeshClient, same mesh, same run (bench/gateway.py)",
         ["way in", "tasks", "p50 ms", "p99 ms", "mean ms", "gateway CPU ms per task"],
     )
     for name, label, cpu in (("meshclient", "MeshClient submit + wait", "-"),
@@ -210,7 +210,7 @@ def _report(lat: dict[str, list[float]], held: dict[str, float], size: dict[str,
     mb = 1024 * 1024
     per_poll = (held["held"] - held["before"]) / size["held"] / 1024
     held_table = Table(
-        "7b. Long-polls held open at once by one gateway process",
+        "8b. Long-polls held open at once by one gateway process",
         ["held", "RSS before MB", "RSS held MB", "KB per held poll", "answered 200", "drain s"],
         [[size["held"], held["before"] / mb, held["held"] / mb, per_poll, int(held["ok"]),
           held["drain_s"]]],

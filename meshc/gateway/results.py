@@ -60,6 +60,10 @@ class ResultHub:
             self._waiters.setdefault(trace, []).append(future)
         return future
 
+    def recent(self, trace: str) -> ResultItem | None:
+        """The result of ``trace`` if this reader saw it lately (maybe not yet recorded)."""
+        return self._recent.get(trace)
+
     def forget(self, trace: str, future: asyncio.Future[ResultItem]) -> None:
         waiting = self._waiters.get(trace, [])
         if future in waiting:

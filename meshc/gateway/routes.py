@@ -184,7 +184,8 @@ async def _task(gw: Gateway, request: Request) -> Response:
             record = await records.load(gw.redis, gw.config.mesh.name, trace)
             if record is None:
                 return _unknown(trace)
-            results = record.results
+            seen = gw.hub.recent(trace)
+            results = record.results or ([seen] if seen else [])
             if not results and future is not None:
                 with contextlib.suppress(TimeoutError):
                     results = [await asyncio.wait_for(future, wait)]
