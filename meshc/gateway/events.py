@@ -7,7 +7,8 @@ share the partition's hash tag, so one slot on a cluster).
 
 Hop order: a child is written after its parent, so its id's millisecond is not
 smaller; within one millisecond a downstream stream comes after an upstream one. So
-entries are sorted by (millisecond, depth of the stream in the mesh, sequence). When
+entries are sorted by (millisecond, depth of the stream in the mesh, sequence), a
+result after what shares its millisecond and depth (it ends the stream). When
 a read of some key was cut at COUNT entries, that key may still hold an earlier hop:
 entries from that millisecond on wait for the next read.
 """
@@ -82,7 +83,7 @@ async def follow(
     terminal = set(mesh.terminal_streams())
     dead = {keys.dlq_stream(mesh.name, a) for a in mesh.agents}
     cursors = {key: f"{max(0, since_ms - 1)}-0" for key in group}
-    held: list[tuple[tuple[int, int, int], Hop]] = []
+    held: list[tuple[tuple[int, int, bool, int], Hop]] = []
     full = False
     while True:
         reply = await r.xread(
@@ -106,7 +107,7 @@ async def follow(
                     entry["data"], kind, error,
                 )  # fmt: skip
                 ms, seq = id_order(entry["id"])
-                held.append(((ms, rank.get(stream, 0), seq), hop))
+                held.append(((ms, rank.get(stream, 0), kind == "result", seq), hop))
             if len(entries) == streams.COUNT:
                 cut.append(id_order(cursors[key])[0])
         full = bool(cut)

@@ -195,3 +195,32 @@ def test_long_polls_over_the_bound_are_503(idle: Mesh, start_gateway: Start) -> 
             mc.redis.xadd("i.out", {"data": orjson.dumps(LINE), "trace": trace, "agent": "echo"})
     holder.join(60)
     assert first[-1] == 200
+
+
+def test_results_outlive_the_terminal_stream_and_tasks_expire(
+    idle: Mesh, start_gateway: Start
+) -> None:
+    spec, url = idle
+    with client(start_gateway(spec, url)) as http:
+        trace = http.post("/tasks/i.in", json=LINE).json()["trace"]
+        with MeshClient(spec, url) as mc:
+            mc.redis.xadd("i.out", {"data": orjson.dumps(LINE), "trace": trace, "agent": "echo"})
+            assert http.get(f"/tasks/{trace}?wait=30").status_code == 200
+            key = f"idle:meshc-gateway:task:{trace}"
+            wait_until(lambda: any(f.startswith(b"result:") for f in mc.redis.hkeys(key)),
+                       what="the result recorded")  # fmt: skip
+            mc.redis.xtrim("i.out", maxlen=0)
+            ttl = mc.redis.pttl(key)
+        done = http.get(f"/tasks/{trace}")
+        assert done.status_code == 200 and done.json()["results"][0]["data"] == LINE
+    assert 0 < ttl <= 86_400_000  # forgotten after --keep (a day by default)
+
+
+def test_a_task_over_the_agents_payload_limit_is_413(idle: Mesh, start_gateway: Start) -> None:
+    spec, url = idle  # the echo agent takes at most 1,048,576 bytes (the default)
+    with client(start_gateway(spec, url, limits=Limits(max_body=4_000_000))) as http:
+        big = http.post("/tasks/i.in", json={"id": "a", "text": "x" * 1_100_000})
+        assert big.status_code == 413
+        assert "1048576-byte limit of the agents reading 'i.in'" in big.json()["error"]
+    with MeshClient(spec, url) as mc:
+        assert list(mc.tail("i.in")) == []

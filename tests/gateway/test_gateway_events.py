@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import redis
 from conftest import Start
 from gateway_kit import AUTH, TASK, sse_events
 from meshc.gateway.config import Limits
@@ -77,3 +78,18 @@ def test_an_event_stream_ends_at_the_wait_bound(idle: Mesh, start_gateway: Start
         events = follow(http, sent["trace"])
     assert [kind for kind, _ in events] == ["hop", "timeout"]
     assert events[0][1]["id"] == sent["id"] and events[0][1]["agent"] == "feed"
+
+
+def test_dead_letters_are_events_too(idle: Mesh, start_gateway: Start) -> None:
+    spec, url = idle
+    with httpx.Client(base_url=start_gateway(spec, url), headers=AUTH, timeout=60) as http:
+        sent = http.post("/tasks/i.in", json={"id": "a", "text": "b"}).json()
+        header = {"trace": sent["trace"], "agent": "echo"}
+        with redis.Redis.from_url(url) as r:  # play the echo agent: one dead letter, one result
+            dead = {"data": b"{}", "error": "ValueError: no", "source_id": sent["id"]}
+            r.xadd("idle.dlq.echo", {**dead, **header})
+            r.xadd("i.out", {"data": b'{"id": "a", "text": "b"}', "parent": sent["id"], **header})
+        events = follow(http, sent["trace"])
+    assert [kind for kind, _ in events] == ["hop", "dead_letter", "result"]
+    assert events[1][1]["error"] == "ValueError: no" and events[1][1]["stream"] == "idle.dlq.echo"
+    assert events[2][1]["data"] == {"id": "a", "text": "b"}
