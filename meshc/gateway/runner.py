@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from meshc.gateway.config import GatewayConfig, GatewayConfigError
 
 START_TIMEOUT = 30.0
 BACKLOG = 2048
+SWITCH_INTERVAL_S = 0.0005
 
 
 class PortInUse(GatewayConfigError):
@@ -88,7 +90,15 @@ def server_for(config: GatewayConfig, consumer: str, access_log: bool = False) -
 
 
 def serve(server: uvicorn.Server, sock: socket.socket) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM (uvicorn handles both)."""
+    """Serve in the foreground until SIGINT/SIGTERM (uvicorn handles both).
+
+    A submission runs ``MeshClient`` on a worker thread, and each of its round trips
+    ends with that thread waiting for the GIL while the event loop thread runs: up to
+    the switch interval (5 ms by default) each time. In this process of its own the
+    interval is cut to 0.5 ms: in two A/B pairs on two busy cores (load 4-9) the
+    median POST went from 26 to 11 ms and from 40 to 21 ms.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     server.run(sockets=[sock])
 
 
