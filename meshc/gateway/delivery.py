@@ -94,21 +94,28 @@ class ResultLog:
                 task.cancel()
 
     async def _read(self, group: dict[str, str]) -> None:
-        wanted: dict[Any, Any] = dict.fromkeys(group, ">")
+        """New results; first (and after an error) this consumer's own pending ones when
+        there are no webhooks, since then no retry loop would ever take them up (a
+        crash between reading and acknowledging leaves them there)."""
+        own = self.hooks is None
         while True:
+            wanted: dict[Any, Any] = dict.fromkeys(group, "0" if own else ">")
             try:
                 reply = await self.redis.xreadgroup(
-                    GROUP, self.consumer, wanted, count=streams.COUNT, block=streams.BLOCK_MS
-                )
+                    GROUP, self.consumer, wanted, count=streams.COUNT,
+                    block=None if own else streams.BLOCK_MS,
+                )  # fmt: skip
                 found = [
-                    (group[key], key, decode_entry(eid, fields))
+                    (group[key], key, decode_entry(eid, fields or {}))
                     for key, entries in streams.pairs(reply)
                     for eid, fields in entries
                 ]
+                own = own and bool(found)
                 if found:
                     await self._handle(found)
             except (redis.ConnectionError, redis.TimeoutError) as err:
                 log.warning("result log: %s; retrying in 1 s", err)
+                own = self.hooks is None
                 await asyncio.sleep(1.0)
             except redis.ResponseError as err:
                 if "NOGROUP" not in str(err):

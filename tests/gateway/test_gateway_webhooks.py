@@ -134,3 +134,17 @@ def answer(spec: MeshSpec, url: str, trace: str) -> None:
 def first_id(url: str) -> str:
     with redis.Redis.from_url(url) as r:
         return r.xrange("i.out", count=1)[0][0].decode()
+
+
+def test_a_result_read_before_a_crash_is_recorded_on_restart(idle: Mesh) -> None:
+    spec, url = idle
+    config = GatewayConfig(spec, url, tokens())  # no webhooks: nothing retries on a timer
+    with runner.running(config, consumer="gw-b") as where:
+        trace = httpx.post(f"{where.url}/tasks/i.in", json=LINE, headers=AUTH).json()["trace"]
+    answer(spec, url, trace)
+    with redis.Redis.from_url(url) as r:  # the crash: read by gw-b, neither recorded nor acked
+        assert r.xreadgroup(GROUP, "gw-b", {"i.out": ">"})
+        with runner.running(config, consumer="gw-b") as where:
+            wait_until(lambda: r.xpending("i.out", GROUP)["pending"] == 0, what="acked")
+            done = httpx.get(f"{where.url}/tasks/{trace}", headers=AUTH)
+    assert done.status_code == 200 and done.json()["results"][0]["data"] == LINE
