@@ -8,7 +8,7 @@ settings never share the results group at the same time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any
@@ -18,18 +18,12 @@ import redis
 
 pytest.importorskip("starlette", reason="meshc[serve] is not installed")
 
-from gateway_kit import IDLE_MESH, TOKEN  # noqa: E402
+from gateway_kit import IDLE_MESH, Start, tokens  # noqa: E402
 from meshc.codegen.build import Built, build_cached  # noqa: E402
 from meshc.demo import running_workers  # noqa: E402
 from meshc.gateway import runner  # noqa: E402
-from meshc.gateway.config import GatewayConfig, Limits, Tokens, Webhooks  # noqa: E402
+from meshc.gateway.config import GatewayConfig, Limits, Webhooks  # noqa: E402
 from meshc.runtime.spec import MeshSpec  # noqa: E402
-
-Start = Callable[..., Any]
-
-
-def tokens() -> Tokens:
-    return Tokens.of([TOKEN])
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 from meshc.gateway import signing
+from meshc.gateway.config import Tokens
 
 TOKEN = "test-token-0123456789abcdef"
+Start = Callable[..., Any]  # the start_gateway fixture: start(spec, url, **settings) -> URL
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET = b"webhook-secret-0123456789"
 TASK = {"doc_id": "d1", "chunk_id": 0, "text": "I has a apple. It was decided by the team."}
@@ -31,6 +33,10 @@ agents:
   feed: {role: producer, writes: [i.in]}
   echo: {role: specialist, reads: [i.in], writes: [i.out], handler: idle_handlers:echo}
 """
+
+
+def tokens() -> Tokens:
+    return Tokens.of([TOKEN])
 
 
 @dataclass

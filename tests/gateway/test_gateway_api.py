@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 import orjson
-from conftest import Start
-from gateway_kit import AUTH, TASK, wait_until
+from gateway_kit import AUTH, TASK, Start, wait_until
 from meshc.gateway.config import Limits
 from meshc.runtime.client import MeshClient
 from meshc.runtime.spec import MeshSpec

@@ -14,8 +14,7 @@ from unittest import mock
 import httpx
 import orjson
 import pytest
-from conftest import Start
-from gateway_kit import AUTH, TOKEN, cli, wait_until
+from gateway_kit import AUTH, TOKEN, Start, cli, wait_until
 from meshc.runtime.server import free_port
 from meshc.runtime.spec import MeshSpec
 from openapi_spec_validator import validate

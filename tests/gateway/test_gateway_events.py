@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 import redis
-from conftest import Start
-from gateway_kit import AUTH, TASK, sse_events
+from gateway_kit import AUTH, TASK, Start, sse_events
 from meshc.gateway.config import Limits
 from meshc.runtime.spec import MeshSpec
 

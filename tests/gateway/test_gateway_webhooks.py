@@ -9,8 +9,7 @@ import time
 import httpx
 import orjson
 import redis
-from conftest import Start, tokens
-from gateway_kit import AUTH, SECRET, TASK, Receiver, receiving, wait_until
+from gateway_kit import AUTH, SECRET, TASK, Receiver, Start, receiving, tokens, wait_until
 from meshc.gateway import runner, signing
 from meshc.gateway.config import GatewayConfig, Webhooks
 from meshc.gateway.delivery import GROUP, failed_key
