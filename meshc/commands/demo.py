@@ -16,6 +16,7 @@ from typing import Any
 from meshc.commands.common import REDIS_HELP, fail, guarded, server_url
 from meshc.commands.output import add_color_option, use_color
 from meshc.demo import DemoResult, build_review_mesh, review, review_mesh_file, sample_documents
+from meshc.runtime.connect import redact
 
 NAME = "demo"
 
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not (args.redis or os.environ.get("REDIS_URL")):
         print(
-            f"the embedded server keeps running at {url} (`meshc server stop` stops it)",
+            f"the embedded server keeps running at {redact(url)} (`meshc server stop` stops it)",
             file=sys.stderr,
         )
     return 0
