@@ -300,6 +300,32 @@ and a field name are identifiers (letters, digits, `_`; not starting with a digi
 """,
 )
 
+RESERVED_NAME = _code(
+    "MESH211",
+    ERROR,
+    "a type or field name that shadows a name of the generated models",
+    """
+The generated `models.py` imports `BaseModel`, `ConfigDict`, `Any` (and
+`annotations`) and its fields use the built-ins `str`, `int`, `float`, `bool`,
+`list` and `dict`. A type of one of those names replaces it there: a type called
+`BaseModel` becomes the base class of every later model, one called `list` breaks
+every `list[T]` field, and the package fails when imported although the mesh
+validated. Fields share their model's class body, where pydantic reads the
+annotations: a field named like a type (`str`, or a declared type such as `Item`)
+hides that type from its neighbours, and one named like a pydantic method (`json`,
+`copy`, `validate`, `schema`...) shadows it on every message, with a warning at
+every import (an error under `python -W error`).
+
+    types:
+      BaseModel: {id: str}        # MESH211: rename it, e.g. `BaseMessage`
+      Order:
+        Item: "Item | None"       # MESH211: rename the field, e.g. `item`
+        json: str                 # MESH211: rename it, e.g. `json_text`
+
+Fix: rename the type or the field as the help line suggests.
+""",
+)
+
 # --- MESH3xx: handlers (with --resolve) ------------------------------------------------
 HANDLER_IMPORT = _code(
     "MESH301",
