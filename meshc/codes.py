@@ -85,10 +85,19 @@ REFUSED = _code(
     ERROR,
     "refused input: too large, too deep or alias expansion",
     """
-The file crosses a bound that protects the validator from hostile input: its size
-(64 MiB by default), its nesting depth (64 levels) or the number of nodes it expands
-to through aliases (5,000,000; the "billion laughs" attack). Nothing is built from
-such a file. Fix: remove the nested aliases or the deep nesting; split a huge mesh.
+The file crosses a bound that protects the validator from hostile input, and
+nothing is built from it. The message says which:
+
+- its size: more than 64 MiB (a file that large is refused from its size, unread).
+  A mesh file is far smaller: check that it is the file you meant; `meshc validate
+  --max-bytes N` raises the bound.
+- its nesting: more than 64 levels of mappings and lists. A mesh needs a few:
+  flatten the structure.
+- its nodes: more than 5,000,000 values written in the file. Check the file, or
+  split the mesh into smaller ones.
+- alias expansion: aliases (`*name`) that copy anchored parts (`&name`) past
+  5,000,000 nodes, the "billion laughs" attack. Remove the nested aliases, or write
+  the repeated part out once.
 """,
 )
 
