@@ -11,6 +11,7 @@ wait on the same stream without taking results from one another.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -113,6 +114,23 @@ def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
         attempt=int(_text(fields, ATTEMPT) or 1),
         data=data,
     )
+
+
+def raw_payload(raw: bytes | None) -> dict[str, str] | None:
+    """A payload that is not JSON as it was stored (None for JSON or no payload): what
+    was sent is the clue to why it was dead-lettered. UTF-8 text as it is, any other
+    bytes in base64; ``encoding`` says which."""
+    if raw is None:
+        return None
+    try:
+        orjson.loads(raw)
+        return None
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return {"encoding": "utf-8", "value": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "value": base64.b64encode(raw).decode("ascii")}
 
 
 def _text(fields: dict[bytes, bytes], name: bytes) -> str:
