@@ -76,8 +76,10 @@ def parse_url(url: str) -> Target:
 
 def _unreachable(url: str, err: Exception) -> ServerUnreachable:
     if isinstance(err, redis.AuthenticationError):
+        wrong = "invalid username-password" in str(err) or "WRONGPASS" in str(err)
+        reason = "wrong user name or password" if wrong else "it requires a password"
         return ServerUnreachable(
-            f"the server at {redact(url)} refused to log us in ({err}). Put a user and "
+            f"the server at {redact(url)} refused to log us in: {reason}. Put a user and "
             "password in the URL (redis://USER:PASSWORD@host:port); after `meshc run "
             "--acl` the operator's password is in .meshc/acl-secrets.json. Without a URL, "
             "meshc logs in to the folder's embedded server with .meshc/server.pass"

@@ -146,7 +146,8 @@ def test_a_locked_server_tells_the_user_what_to_do(
     _enable(own_server, built, secrets_file)
     outcome = cli("status", str(path), "--redis", own_server)
     assert outcome.code == 2
-    assert "refused to log us in" in outcome.err and "acl-secrets.json" in outcome.err
+    assert "refused to log us in: it requires a password" in outcome.err
+    assert "acl-secrets.json" in outcome.err
     assert "Traceback" not in outcome.err
 
 
