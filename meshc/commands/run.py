@@ -31,7 +31,8 @@ def register(sub: Any) -> None:
         "--durability",
         choices=("default", "strict"),
         default=None,
-        help="embedded server fsync: everysec (default) or always (strict)",
+        help="embedded server fsync: everysec (default) or always (strict); kept for every "
+        "later start of the folder's server until changed (default: as last chosen)",
     )
     p.add_argument(
         "--acl",
