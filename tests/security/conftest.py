@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,11 +38,14 @@ def other_user() -> Iterator[OtherUser]:
     if python is None:
         pytest.skip("no Python interpreter that every local user may run (/usr/bin/python3)")
     name = f"meshcx{os.getpid()}"
-    subprocess.run(
-        [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-        check=True,
-        capture_output=True,
-    )
+    argv = [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]
+    for _ in range(20):  # another useradd may hold the lock on /etc/passwd (exit 10)
+        made = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if made.returncode != 10:
+            break
+        time.sleep(0.5)
+    if made.returncode != 0:
+        pytest.fail(f"useradd {name} failed: {made.stderr.strip()}")
     entry = pwd.getpwnam(name)
     try:
         yield OtherUser(name, entry.pw_uid, entry.pw_gid, python)

@@ -23,7 +23,7 @@ from meshc.runtime.connect import ServerUnreachable, connect
 from meshc.runtime.server import ensure_server, resolve_url
 
 READ_ALL = """
-    import os, sys
+    import json, os, sys
     results = {}
     for path in sys.argv[1:]:
         try:
@@ -36,7 +36,7 @@ READ_ALL = """
             results[path] = "denied"
         except OSError as err:
             results[path] = type(err).__name__
-    print(repr(results))
+    print(json.dumps(results))
 """
 
 CONNECT = """
@@ -68,7 +68,7 @@ def test_no_other_user_can_read_the_state_folder(open_folder: Path, other_user: 
         assert str(state / name) in paths, name
     control = str(open_folder / "guarded.yaml")
 
-    seen = eval(other_user.run(READ_ALL, control, *paths).stdout)  # noqa: S307 - our own repr
+    seen = json.loads(other_user.run(READ_ALL, control, *paths).stdout)
 
     assert seen.pop(control) == "read", "the other user must reach the folder for this test"
     assert set(seen.values()) == {"denied"}, seen
