@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, hop, memory, replicas, slow
+from bench import fanout, gateway, hop, memory, replicas, slow
 from bench.common import (
     Check,
     Mode,
@@ -130,6 +130,7 @@ BENCHMARKS: dict[str, Callable[[Mode, str | None], Report]] = {
     "memory": lambda mode, _baseline: memory.run(mode),
     "validate": lambda mode, _baseline: run_validate(mode),
     "slow": slow.run,
+    "gateway": lambda mode, _baseline: gateway.run(mode),
 }
 
 

@@ -30,6 +30,7 @@ COMMANDS = (
     "demo",
     "server",
     "test",
+    "serve",
 )
 
 

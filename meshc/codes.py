@@ -85,10 +85,19 @@ REFUSED = _code(
     ERROR,
     "refused input: too large, too deep or alias expansion",
     """
-The file crosses a bound that protects the validator from hostile input: its size
-(64 MiB by default), its nesting depth (64 levels) or the number of nodes it expands
-to through aliases (5,000,000; the "billion laughs" attack). Nothing is built from
-such a file. Fix: remove the nested aliases or the deep nesting; split a huge mesh.
+The file crosses a bound that protects the validator from hostile input, and
+nothing is built from it. The message says which:
+
+- its size: more than 64 MiB (a file that large is refused from its size, unread).
+  A mesh file is far smaller: check that it is the file you meant; `meshc validate
+  --max-bytes N` raises the bound.
+- its nesting: more than 64 levels of mappings and lists. A mesh needs a few:
+  flatten the structure.
+- its nodes: more than 5,000,000 values written in the file. Check the file, or
+  split the mesh into smaller ones.
+- alias expansion: aliases (`*name`) that copy anchored parts (`&name`) past
+  5,000,000 nodes, the "billion laughs" attack. Remove the nested aliases, or write
+  the repeated part out once.
 """,
 )
 
@@ -297,6 +306,32 @@ TYPE_NAME = _code(
 Message types become Python classes and their fields attributes, so a type name
 and a field name are identifiers (letters, digits, `_`; not starting with a digit,
 `_` or `model_`; not a Python keyword). Fix: rename as the help line suggests.
+""",
+)
+
+RESERVED_NAME = _code(
+    "MESH211",
+    ERROR,
+    "a type or field name that shadows a name of the generated models",
+    """
+The generated `models.py` imports `BaseModel`, `ConfigDict`, `Any` (and
+`annotations`) and its fields use the built-ins `str`, `int`, `float`, `bool`,
+`list` and `dict`. A type of one of those names replaces it there: a type called
+`BaseModel` becomes the base class of every later model, one called `list` breaks
+every `list[T]` field, and the package fails when imported although the mesh
+validated. Fields share their model's class body, where pydantic reads the
+annotations: a field named like a type (`str`, or a declared type such as `Item`)
+hides that type from its neighbours, and one named like a pydantic method (`json`,
+`copy`, `validate`, `schema`...) shadows it on every message, with a warning at
+every import (an error under `python -W error`).
+
+    types:
+      BaseModel: {id: str}        # MESH211: rename it, e.g. `BaseMessage`
+      Order:
+        Item: "Item | None"       # MESH211: rename the field, e.g. `item`
+        json: str                 # MESH211: rename it, e.g. `json_text`
+
+Fix: rename the type or the field as the help line suggests.
 """,
 )
 

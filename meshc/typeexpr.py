@@ -10,6 +10,17 @@ import re
 from dataclasses import dataclass
 
 BUILTINS = {"str": "str", "int": "int", "float": "float", "bool": "bool", "any": "Any"}
+# The names that the generated models module binds (its imports) or that its field
+# annotations use, and what each is there. A message type or a field of that name would
+# replace it: the next class would derive from a user's model, `list[...]` would stop
+# being a list. codegen/templates/models.py.j2 must bind nothing else (a test checks).
+MODEL_NAMES = {
+    "annotations": "`annotations` (imported from `__future__`)",
+    "Any": "`Any` (imported from `typing`)",
+    "BaseModel": "`BaseModel` (imported from `pydantic`)",
+    "ConfigDict": "`ConfigDict` (imported from `pydantic`)",
+    **{name: f"the built-in `{name}`" for name in ("bool", "dict", "float", "int", "list", "str")},
+}
 MAX_DEPTH = 32  # list[list[...]] deeper than this is refused, never recursed into
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\[|\]|,|\|))")
 

@@ -96,3 +96,22 @@ def valkey_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 @pytest.fixture
 def valkey_only_url(valkey_only_server: str) -> str:
     return flushed(valkey_only_server)
+
+
+@pytest.fixture(params=["valkey", "redis"])
+def own_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A server of each kind for this test alone, for tests that change what the shared
+    servers must keep as they are: its users (ACLs), its password, its configuration."""
+    yield from start_server(request.param, tmp_path_factory.mktemp(f"own-{request.param}"))
+
+
+@pytest.fixture(params=["valkey", "redis"])
+def embedded_binary(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each of the two servers as the embedded server's binary, in turn."""
+    from meshc.runtime import server
+
+    binary = server_binary(request.param)
+    monkeypatch.setattr(server, "find_binary", lambda: binary)
+    return request.param

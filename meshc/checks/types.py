@@ -10,7 +10,8 @@ from meshc.core import CoreAgent, CoreMesh
 from meshc.diagnostics import Diagnostic
 from meshc.graph import Index
 from meshc.source import Source
-from meshc.typeexpr import BUILTINS, TypeExpr, TypeSyntaxError, parse_type
+from meshc.typeexpr import BUILTINS, MODEL_NAMES, TypeExpr, TypeSyntaxError, parse_type
+from pydantic import BaseModel
 
 
 def parsed_types(core: CoreMesh) -> dict[str, dict[str, TypeExpr | None]]:
@@ -54,8 +55,43 @@ def check_type_names(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
                 )
 
 
+def check_reserved_names(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
+    """Names that validate as identifiers but break the generated models (MESH211)."""
+    for tname, fields in core.types.items():
+        if tname in MODEL_NAMES and tname not in BUILTINS:  # MESH210 has the builtins
+            yield codes.RESERVED_NAME.at(
+                source.key_span(("types", tname)),
+                f"type name `{tname}` would replace {MODEL_NAMES[tname]} in the generated "
+                "models module",
+                help_text=f"rename the type, e.g. `{tname[:1].upper()}{tname[1:]}Message`",
+            )
+        for fname in fields:
+            clash = None if _bad_identifier(fname) else _field_clash(fname, core.types)
+            if clash:
+                yield codes.RESERVED_NAME.at(
+                    source.key_span(("types", tname, fname)),
+                    f"field name `{fname}` of type `{tname}` {clash}",
+                    help_text=f"rename the field, e.g. `{_renamed(fname, core.types)}`",
+                )
+
+
+def _field_clash(fname: str, types: dict[str, dict[str, str]]) -> str | None:
+    if fname in MODEL_NAMES or fname in types:
+        what = MODEL_NAMES.get(fname) or f"the message type `{fname}`"
+        return f"would hide {what} from its model's annotations"
+    if hasattr(BaseModel, fname):  # as pydantic asks: its methods, its metaclass's (`register`)
+        return f"shadows the pydantic model attribute `{fname}` of every message"
+    return None
+
+
+def _renamed(fname: str, types: dict[str, dict[str, str]]) -> str:
+    lower = fname.lower()
+    return lower if lower != fname and _field_clash(lower, types) is None else f"{lower}_value"
+
+
 def check_types(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
     yield from check_type_names(core, source)
+    yield from check_reserved_names(core, source)
     declared = set(core.types)
     used: set[str] = set()
     for tname, fields in core.types.items():

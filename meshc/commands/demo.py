@@ -16,6 +16,7 @@ from typing import Any
 from meshc.commands.common import REDIS_HELP, fail, guarded, server_url
 from meshc.commands.output import add_color_option, use_color
 from meshc.demo import DemoResult, build_review_mesh, review, review_mesh_file, sample_documents
+from meshc.runtime.connect import redact
 
 NAME = "demo"
 
@@ -51,6 +52,13 @@ def register(sub: Any) -> None:
         metavar="NAME",
         help="model name sent with --model-url (default: local-model)",
     )
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="instead of the report, run the mesh behind the HTTP gateway (meshc serve) "
+        "until Ctrl-C and print curl commands to try",
+    )
+    p.add_argument("--port", type=int, default=8080, help="the gateway's port with --serve (8080)")
     add_color_option(p)
     p.set_defaults(handler=guarded(NAME, run))
 
@@ -67,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         from meshc.runtime.llm.settings import demo_overrides
 
         extra_env = demo_overrides(args.model_url, args.model)
+    if args.serve:
+        return _serve(args)
     from meshes.review import format_report
 
     documents = sample_documents(args.docs)
@@ -90,9 +100,30 @@ def run(args: argparse.Namespace) -> int:
     )
     if not (args.redis or os.environ.get("REDIS_URL")):
         print(
-            f"the embedded server keeps running at {url} (`meshc server stop` stops it)",
+            f"the embedded server keeps running at {redact(url)} (`meshc server stop` stops it)",
             file=sys.stderr,
         )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The review mesh behind the gateway until Ctrl-C (needs meshc[serve])."""
+    if args.model_url:
+        return fail(NAME, "--serve runs the plain review mesh; drop --model-url", 2)
+    import importlib.util
+
+    from meshc.gateway import EXTRA_HINT
+
+    if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn", "httpx")):
+        return fail(NAME, f"--serve needs the gateway's packages: {EXTRA_HINT}", 2)
+    from meshc.gateway.config import GatewayConfigError
+    from meshc.gateway.demo import serve_demo
+
+    url = server_url(args.redis, start=True)
+    try:
+        serve_demo(build_review_mesh(), url, "127.0.0.1", args.port)
+    except GatewayConfigError as err:
+        return fail(NAME, str(err), 2)
     return 0
 
 

@@ -23,8 +23,15 @@ def register(sub: Any) -> None:
     show = actions.add_parser("list", help="show an agent's dead letters, oldest first")
     add_mesh_options(show)
     show.add_argument("agent", metavar="AGENT", help="the agent that dead-lettered them")
-    show.add_argument("--count", "-n", type=int, default=100, metavar="N", help="default 100")
-    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.add_argument(
+        "--count", "-n", type=int, default=100, metavar="N", help="show at most N (default 100)"
+    )
+    show.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or JSON; a payload that is not JSON comes as raw_data",
+    )
     show.set_defaults(handler=guarded("dlq list", run_list))
     redo = actions.add_parser("redrive", help="put dead letters back on their source streams")
     add_mesh_options(redo)
@@ -60,8 +67,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def format_letter(letter: dict[str, Any]) -> str:
-    """Three lines: where it came from, why it failed, and its payload."""
-    data = orjson.dumps(letter["data"]).decode()
+    """Three lines: where it came from, why it failed, and its payload (marked when it
+    is not JSON: its text, or its bytes in base64)."""
+    raw = letter.get("raw_data")
+    if raw is None:
+        data = orjson.dumps(letter["data"]).decode()
+    elif raw["encoding"] == "utf-8":
+        data = f"(not JSON, the text as stored) {json.dumps(raw['value'], ensure_ascii=False)}"
+    else:
+        data = f"(not JSON nor UTF-8, the bytes in base64) {raw['value']}"
     return (
         f"{letter['id']}  from {letter['source_stream']} {letter['source_id']}"
         f"  deliveries {letter['deliveries']}  trace {letter['trace']}\n"

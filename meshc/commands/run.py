@@ -17,7 +17,7 @@ from typing import Any
 
 from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
 from meshc.runtime import cluster
-from meshc.runtime.acl import DEFAULT_SECRET_FILE, enable, env_name
+from meshc.runtime.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, env_name
 from meshc.runtime.connect import redact
 from meshc.runtime.launch import LOG_FORMAT, run_mesh
 from meshc.runtime.supervisor import SupervisorEvent
@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
         "--durability",
         choices=("default", "strict"),
         default=None,
-        help="embedded server fsync: everysec (default) or always (strict)",
+        help="embedded server fsync: everysec (default) or always (strict); kept for every "
+        "later start of the folder's server until changed (default: as last chosen)",
     )
     p.add_argument(
         "--acl",
@@ -83,12 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.acl:
         users = enable(url, built.package, args.acl_secrets)
         url_for, operator_url = users.for_agent, users.operator_url
-        logging.getLogger("meshc.run").info(
-            "ACLs on: one user per agent; operator user %s (password in %s or %s)",
-            users.operator_user,
-            args.acl_secrets,
-            env_name(users.operator_user),
-        )
+        _report_acl(users, args.acl_secrets)
     return run_mesh(
         spec,
         built.package,
@@ -99,6 +95,24 @@ def run(args: argparse.Namespace) -> int:
         on_event=_quiet,
         partitions=parts,
     )
+
+
+def _report_acl(users: AgentUrls, secrets: Path) -> None:
+    log = logging.getLogger("meshc.run")
+    log.info(
+        "ACLs on: one user per agent; operator user %s (password in %s or %s)",
+        users.operator_user, secrets, env_name(users.operator_user),
+    )  # fmt: skip
+    if users.locked_default:
+        log.warning(
+            "the server's default user let anyone in without a password: it has one now "
+            "(in %s as \"default\", or %s)", secrets, env_name(DEFAULT_USER),
+        )  # fmt: skip
+    if not users.saved:
+        log.warning(
+            "the server has no ACL file: its users last until it restarts; "
+            "run `meshc run --acl` again after a restart of the server"
+        )
 
 
 def _quiet(_event: SupervisorEvent) -> None:

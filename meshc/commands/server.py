@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from meshc.commands.common import guarded
-from meshc.runtime.server import ensure_server, server_status, stop_server
+from meshc.runtime.server import FSYNC, ensure_server, server_status, stop_server
+
+FSYNC_NAMES = {name: f"durability {name}: appendfsync {mode}" for name, mode in FSYNC.items()}
 
 
 def register(sub: Any) -> None:
@@ -21,7 +23,8 @@ def register(sub: Any) -> None:
         "--durability",
         choices=("default", "strict"),
         default=None,
-        help="appendfsync everysec (default) or always (strict); on a running server, changes it",
+        help="appendfsync everysec (default) or always (strict); changes a running server, "
+        "and is kept for every later start until changed (default: as last chosen)",
     )
     start.set_defaults(handler=guarded("server start", _start))
     stop = actions.add_parser("stop", help="stop this folder's embedded server")
@@ -34,7 +37,10 @@ def register(sub: Any) -> None:
 
 def _start(args: argparse.Namespace) -> int:
     info = ensure_server(durability=args.durability)
-    print(f"embedded server running at {info.url} (pid {info.pid}, data in {info.folder}/.meshc)")
+    print(
+        f"embedded server running at {info.address} (pid {info.pid}, "
+        f"{FSYNC_NAMES[info.durability]}, data and password in {info.folder}/.meshc)"
+    )
     return 0
 
 
@@ -51,5 +57,8 @@ def _status(args: argparse.Namespace) -> int:
     if info is None:
         print("embedded server: not running (start it with `meshc server start`)")
         return 1
-    print(f"embedded server running at {info.url} (pid {info.pid})")
+    print(
+        f"embedded server running at {info.address} (pid {info.pid}, "
+        f"{FSYNC_NAMES[info.durability]})"
+    )
     return 0

@@ -5,6 +5,11 @@ come from the environment (``MESHC_ACL_PASSWORD_<USER>``, the user name upper-ca
 with every other character than letters and digits turned into ``_``) or from a
 secret file (JSON ``{user: password}``, created with random passwords and mode 0600
 when absent). Workers receive their credentials in the environment, never in argv.
+
+Per-agent users protect nothing while the server's ``default`` user logs anyone in
+without a password as a superuser, so a ``default`` without a password gets one (kept
+in the secret file as ``default``), and the users are saved (``ACL SAVE``) when the
+server has an ACL file, as the embedded server does, so that a restart keeps them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
-from meshc.runtime.connect import MeshOpsError
+from meshc.runtime.connect import MeshOpsError, connect
+from meshc.runtime.server_files import write_private
 
 ENV_PREFIX = "MESHC_ACL_PASSWORD_"
 
@@ -52,14 +58,22 @@ def split_rule(rule: str) -> list[str]:
     return args
 
 
+def read_secrets(secret_file: Path) -> dict[str, str]:
+    """The secret file's ``{user: password}``; empty when there is none yet."""
+    if not secret_file.exists():
+        return {}
+    try:
+        stored = json.loads(secret_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise AclError(f"cannot read the secret file {secret_file}: {err}") from err
+    if not isinstance(stored, dict) or not all(isinstance(v, str) for v in stored.values()):
+        raise AclError(f"the secret file {secret_file} is not a JSON object of user: password")
+    return stored
+
+
 def load_passwords(users: list[str], secret_file: Path) -> dict[str, str]:
     """A password per user: the environment first, then the secret file (grown as needed)."""
-    stored: dict[str, str] = {}
-    if secret_file.exists():
-        try:
-            stored = json.loads(secret_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise AclError(f"cannot read the secret file {secret_file}: {err}") from err
+    stored = read_secrets(secret_file)
     out, grown = {}, False
     for user in users:
         from_env = os.environ.get(env_name(user))
@@ -76,11 +90,8 @@ def load_passwords(users: list[str], secret_file: Path) -> dict[str, str]:
 
 
 def _write_secret(path: Path, data: Mapping[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(dict(sorted(data.items())), handle, indent=2)
-    os.chmod(path, 0o600)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private(path, json.dumps(dict(sorted(data.items())), indent=2))
 
 
 _UNKNOWN = re.compile(r"modifier '\+([a-z|_-]+)': Unknown command")
@@ -130,41 +141,90 @@ def with_credentials(url: str, user: str, password: str) -> str:
 
 
 DEFAULT_SECRET_FILE = Path(".meshc") / "acl-secrets.json"
+DEFAULT_USER = "default"
 
 
 def enable(url: str, package: str, secret_file: Path = DEFAULT_SECRET_FILE) -> AgentUrls:
-    """Apply a compiled package's rules on the server at ``url`` (an admin connection).
+    """Apply a compiled package's rules on the server at ``url`` (an admin connection),
+    give a password-less ``default`` user a password and save the users.
 
     Returns each agent's URL with its own credentials, and the operator's.
     """
     import importlib
 
-    from meshc.runtime.connect import connect  # noqa: PLC0415 - keeps import light
-
     acl = importlib.import_module(f"{package}.acl")
     rules = {acl.USERS[agent]: rule for agent, rule in acl.RULES.items()}
     rules[acl.OPERATOR_USER] = acl.OPERATOR_RULE
-    passwords = load_passwords(sorted(rules), secret_file)
-    client = connect(url)
+    client = admin_client(url, secret_file)
     try:
+        locking = default_is_open(client)
+        users = sorted(rules) + ([DEFAULT_USER] if locking else [])
+        passwords = load_passwords(users, secret_file)
         dropped = apply_users(client, rules, passwords)
+        if locking:  # last: this connection stays logged in as it was
+            client.execute_command(  # type: ignore[no-untyped-call]
+                "ACL", "SETUSER", DEFAULT_USER, "resetpass", f">{passwords[DEFAULT_USER]}"
+            )
+        saved = save_users(client)
     finally:
         client.close()
     agents = {
         agent: with_credentials(url, user, passwords[user]) for agent, user in acl.USERS.items()
     }
     operator = with_credentials(url, acl.OPERATOR_USER, passwords[acl.OPERATOR_USER])
-    return AgentUrls(agents, acl.OPERATOR_USER, operator, dropped)
+    return AgentUrls(agents, acl.OPERATOR_USER, operator, dropped, locking, saved)
+
+
+def admin_client(url: str, secret_file: Path) -> redis.Redis:
+    """A connection for ``url``; a URL without credentials logs in as ``default`` with
+    the password an earlier ``enable`` gave it, if the secret file has one."""
+    stored = read_secrets(secret_file).get(DEFAULT_USER)
+    parts = urlsplit(url)
+    anonymous = not (parts.username or parts.password or "password=" in parts.query)
+    if anonymous and stored:
+        return connect(url, password=stored)
+    return connect(url)
+
+
+def default_is_open(client: redis.Redis) -> bool:
+    """Does the ``default`` user let anyone in without a password?"""
+    flags = (client.acl_getuser(DEFAULT_USER) or {}).get("flags")
+    names = {f.decode() if isinstance(f, bytes) else str(f) for f in _listed(flags)}
+    return "on" in names and "nopass" in names
+
+
+def _listed(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def save_users(client: redis.Redis) -> bool:
+    """``ACL SAVE`` when the server keeps its users in an ACL file; False when it has
+    none (its users then last until it restarts)."""
+    try:
+        configured = client.config_get("aclfile").get("aclfile")
+    except redis.ResponseError:  # no CONFIG right: a restricted admin user
+        return False
+    if not configured:
+        return False
+    try:
+        client.execute_command("ACL", "SAVE")  # type: ignore[no-untyped-call]
+    except redis.ResponseError as err:
+        raise AclError(f"the server could not save its users to {configured!r}: {err}") from err
+    return True
 
 
 @dataclass(frozen=True)
 class AgentUrls:
-    """What ``enable`` set up: per-agent URLs (secret), the operator's user and URL."""
+    """What ``enable`` set up: per-agent URLs (secret), the operator's user and URL,
+    commands dropped from the rules, whether ``default`` was given a password, and
+    whether the server saved the users."""
 
     agents: dict[str, str]
     operator_user: str
     operator_url: str
     dropped: list[str]
+    locked_default: bool = False
+    saved: bool = False
 
     def for_agent(self, agent: str) -> str:
         return self.agents[agent]

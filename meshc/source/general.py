@@ -24,7 +24,8 @@ from meshc import codes
 from meshc.diagnostics import Diagnostic, Span
 from meshc.source.events import COLLECTION_TAGS, TAG_HELP, Loader, scalar
 from meshc.source.limits import DEPTH_HELP, Limits, Refused
-from meshc.source.text import NeedPositions, Path, Region, Source, line_column, pack
+from meshc.source.positions import Path, Region, pack
+from meshc.source.text import NeedPositions, Source, line_column
 
 
 @dataclass
@@ -49,12 +50,13 @@ class _Reader:
         self.limits = limits
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.total = 0
+        self.expanded = 0  # of ``total``, the nodes that aliases copied
         self.stack: list[_Frame] = []
         self.root: Any = None
         self.documents = 0
         self.max_nodes = limits.max_nodes
         self.positions = positions
-        self.spans, self.key_spans = source.spans, source.key_spans
+        self.spans, self.key_spans = source.positions.values, source.positions.keys
 
     def run(self, loader: Any) -> None:
         """Read every event; ``get_event`` directly, which is faster than ``yaml.parse``."""
@@ -80,14 +82,24 @@ class _Reader:
 
     def _count(self, size: int, event: Any) -> None:
         self.total += size
-        if self.total > self.max_nodes:
+        if self.total <= self.max_nodes:
+            return
+        if self.total - self.expanded > self.max_nodes:  # as many nodes without aliases
             raise Refused(
-                f"the file expands to more than {self.limits.max_nodes:,} YAML nodes "
-                "(alias expansion or sheer size)",
+                f"the file holds more than {self.max_nodes:,} YAML nodes",
                 event.start_mark,
-                "remove the nested aliases (`*name`) that multiply the document",
+                "a mesh needs far fewer: check that this is the file you meant, or "
+                "split the mesh into smaller ones",
                 bound=True,
             )
+        raise Refused(
+            f"aliases expand the file to more than {self.max_nodes:,} YAML nodes, "
+            f"{self.expanded:,} of them copies of anchored parts",
+            event.start_mark,
+            "remove the nested aliases (`*name`) that multiply the document, or write "
+            "the repeated part out once",
+            bound=True,
+        )
 
     def _place(self) -> Path | None:
         """Where the next value goes; None when it is a mapping key."""
@@ -239,6 +251,7 @@ class _Reader:
                 f"define the anchor &{event.anchor} before using it",
             )
         value, size = self.anchors[event.anchor]
+        self.expanded += size - 1  # copies: an alias is one node of the file itself
         self._leaf(value, event, size)
 
 

@@ -14,19 +14,9 @@ from typing import Any
 
 from meshc import codes
 from meshc.diagnostics import Diagnostic, Span
-
-Path = tuple[str | int, ...]
-# Where a node is: the parser's 0-based line, column, end line and end column packed
-# into one int (32 bits each). One int is a third of the memory of a tuple of four.
-Region = int
-_BITS = 32
-_MASK = (1 << _BITS) - 1
-
-
-def pack(start: Any, end: Any) -> Region:
-    """The region from PyYAML's start mark to its end mark."""
-    packed: int = (start.line << 96) | (start.column << 64) | (end.line << 32) | end.column
-    return packed
+from meshc.source import positions
+from meshc.source.events import Loader
+from meshc.source.positions import MASK, Path, Positions, Region
 
 
 class NeedPositions(Exception):
@@ -37,17 +27,16 @@ class NeedPositions(Exception):
 class Source:
     """A loaded file: its data, its text lines and the span of every path.
 
-    Positions are indexed on first use: a valid mesh never asks for one, and reading
-    without them is much faster and lighter on a big file. ``indexer`` is what reads
-    them when first asked (set by the loader; None once indexed, or when the spans
-    were recorded while reading).
+    Positions are indexed on first use (:mod:`meshc.source.positions`): a valid mesh
+    never asks for one, and reading without them is much faster and lighter on a big
+    file. ``indexer`` is what reads them when first asked (set by the loader; None once
+    indexed, or when the positions were recorded while reading).
     """
 
     path: str
     text: str
     data: Any = None
-    spans: dict[Path, Region] = field(default_factory=dict)
-    key_spans: dict[Path, Region] = field(default_factory=dict)
+    positions: Positions = field(default_factory=Positions)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     _lines: list[str] | None = None
     indexer: Callable[[Source], None] | None = field(default=None, repr=False, compare=False)
@@ -59,25 +48,35 @@ class Source:
 
     def span(self, path: Path) -> Span:
         """The span of a path's value, or of its nearest ancestor that has one."""
+        if not path and self.indexer is not None:
+            return self._root()  # the whole document: no index needed
         self._indexed()
         while path:
-            found = self.spans.get(path)
+            found = self.positions.value(path)
             if found is not None:
                 return self.at(found)
             path = path[:-1]
-        root = self.spans.get(())
+        root = self.positions.values.get(())
         return self.at(root) if root is not None else Span(self.path, 1, 1, 1, 1)
 
     def key_span(self, path: Path) -> Span:
         """The span of the key that introduces ``path`` (falls back to the value)."""
         self._indexed()
-        found = self.key_spans.get(path)
+        found = self.positions.keys.get(path)
         return self.at(found) if found is not None else self.span(path)
 
     def at(self, region: Region) -> Span:
-        line, column = region >> 96, (region >> 64) & _MASK
-        end_line, end_column = (region >> 32) & _MASK, region & _MASK
+        line, column = region >> 96, (region >> 64) & MASK
+        end_line, end_column = (region >> 32) & MASK, region & MASK
         return Span(self.path, line + 1, column + 1, end_line + 1, end_column + 1)
+
+    def _root(self) -> Span:
+        loader = Loader(self.text)
+        try:
+            region = positions.root(loader, self.text)
+        finally:
+            loader.dispose()
+        return self.at(region) if region is not None else Span(self.path, 1, 1, 1, 1)
 
     def line(self, number: int) -> str:
         if self._lines is None:

@@ -89,6 +89,18 @@ def test_memory() -> None:
     assert all(b > 0 for b in _numbers(doc, "5b.", "bytes per entry"))
 
 
+def test_gateway() -> None:
+    pytest.importorskip("uvicorn", reason="meshc[serve] is not installed")
+    doc = _bench("gateway").run("smoke").as_dict()
+    _check_report(doc, "gateway")
+    rows = doc["tables"][0]["rows"]
+    assert [r[0] for r in rows] == ["MeshClient submit + wait", "gateway POST + GET ?wait"]
+    assert all(r[1] == 20 and r[2] > 0 for r in rows)  # every task came back, both ways
+    (held,) = doc["tables"][1]["rows"]
+    assert held[0] == 50 and held[4] == 50  # all held at once, all answered 200
+    assert [c["name"] for c in doc["checks"]][0] == "gateway adds to a task's p50"
+
+
 def test_run_all_writes_json(tmp_path: Path) -> None:
     run_all = _bench("run_all")
     out = tmp_path / "all.json"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 from meshc.cli import build_parser, main
+from meshc.runtime.connect import redact
 from meshc.runtime.server import ensure_server, stop_server
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -111,9 +112,8 @@ def test_reads_the_embedded_server_when_it_runs(
     finally:
         stop_server(no_server)
     assert code == 0, out  # an empty server: nothing old to read
-    assert (
-        f"  server: {info.url}" in out and "clear: `orders.fraud` is empty; `orders.in` is" in out
-    )
+    assert f"  server: {redact(info.url)}" in out and info.password not in out
+    assert "clear: `orders.fraud` is empty; `orders.in` is" in out
 
 
 def test_given_server_settles_and_breaks(

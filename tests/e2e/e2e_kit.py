@@ -3,54 +3,18 @@ written into the test's folder, and polling."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from unittest import mock
 
-import orjson
 import redis
-from meshc.cli import main
+from cli_kit import Outcome, cli, wait_for  # noqa: F401 - the e2e tests import them from here
 from meshc.codegen.build import Built, build_cached
 from meshc.runtime.spec import MeshSpec
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a command did: exit code, stdout and stderr."""
-
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.out.splitlines()
-
-    def json_lines(self) -> list[Any]:
-        return [orjson.loads(line) for line in self.lines]
-
-
-def cli(*args: str, stdin: str = "") -> Outcome:
-    """Run ``meshc ARGS`` in this process (fast: no interpreter start) and capture it."""
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        mock.patch("sys.stdin", io.StringIO(stdin)),
-    ):
-        code = main(list(args))
-    return Outcome(code, out.getvalue(), err.getvalue())
 
 
 def meshc_process(*args: str, cwd: Path, timeout: float = 120.0) -> Outcome:
@@ -80,15 +44,6 @@ def write_mesh(folder: Path, name: str, mesh: str, handlers: str = "") -> Path:
 def build(path: Path) -> tuple[Built, MeshSpec]:
     built = build_cached(str(path))
     return built, built.load_spec()
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``check`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout:g} s")
-        time.sleep(0.05)
 
 
 def xlen(url: str, key: str) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 from e2e_kit import Outcome, build, cli, wait_for, write_mesh, xlen
 from meshc.demo import running_workers
+from meshc.runtime.server import server_status
 
 MESH = """\
     mesh: poison
@@ -79,7 +80,10 @@ def test_poison_message_is_dead_lettered_listed_and_redriven(workdir: Path) -> N
     started = cli("server", "start")
     assert started.code == 0 and "running at redis://" in started.out
     assert cli("server", "status").code == 0
-    url = started.out.split(" at ")[1].split()[0]
+    address = started.out.split(" at ")[1].split()[0]
+    info = server_status()
+    assert info is not None and info.address == address
+    url = info.url  # with the folder's password, as every command reads it
     built, spec = build(Path(mesh))
     with running_workers(spec, built, url):
         one = _submitted(cli("submit", mesh, "p.in", "--json", '{"id": "a", "text": "hello"}'), 1)

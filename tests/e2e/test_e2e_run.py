@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 
 import orjson
+import pytest
+import redis
 from e2e_kit import cli, wait_for, write_mesh
 from meshc.runtime.acl import with_credentials
 
@@ -88,6 +90,15 @@ def test_run_with_acl_runs_each_agent_as_its_own_user(workdir: Path) -> None:
         assert out[0]["data"] == {"text": "cba"}
         for password in secrets.values():
             assert password not in log.read_text()
+        port = int(server.rsplit(":", 1)[1])
+        with pytest.raises(redis.AuthenticationError):  # default: no way around the users
+            redis.Redis(port=port).ping()
+        echo = redis.Redis.from_url(with_credentials(server, "echoes.echo", secrets["echoes.echo"]))
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            echo.execute_command("ACL", "SETUSER", "echoes.echo", "+@all", "~*")
+        echo.close()
+        status = cli("status", mesh, "--redis", operator)
+        assert status.code == 0 and "e.in" in status.out, status.err
     finally:
         run.send_signal(signal.SIGTERM)
         run.wait(30)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
 import orjson
 import pytest
 import redis
+from meshc.commands.dlq import format_letter
 from meshc.runtime import admin, keys
 from meshc.runtime.admin import AdminError
 from meshc.runtime.client import MeshClient
@@ -118,6 +120,30 @@ def test_dlq_list_and_redrive(r: redis.Redis) -> None:
     assert (rebuilt[b"trace"], rebuilt[b"agent"], rebuilt[b"parent"]) == (b"tr", b"ingest", b"")
     assert r.xlen("t.dlq.work") == 0
     assert admin.dlq_redrive(mesh, "work", r) == 0
+
+
+def test_dlq_list_shows_a_payload_that_is_not_json_as_it_was_stored(r: redis.Redis) -> None:
+    mesh = make_mesh()
+    cut, binary = b'{"doc_id": "a", "text": ', b"\xff\xfe\x00\x01"
+    stored = [cut, b"caf\xc3\xa9 \x1b[31m", binary, b"null", b'"x"']
+    for data in stored:
+        _dead_letter(r, b"1-0", data=data)  # type: ignore[arg-type]
+    letters = admin.dlq_list(mesh, "work", r)
+    assert [x["raw_data"] for x in letters] == [
+        {"encoding": "utf-8", "value": '{"doc_id": "a", "text": '},
+        {"encoding": "utf-8", "value": "café \x1b[31m"},
+        {"encoding": "base64", "value": base64.b64encode(b"\xff\xfe\x00\x01").decode()},
+        None,  # JSON null, as sent
+        None,
+    ]
+    assert [x["data"] for x in letters] == [None, None, None, None, "x"]
+    shown = [format_letter(x).splitlines()[-1] for x in letters]
+    marked = "  data:  (not JSON, the text as stored) "
+    assert shown[0] == marked + '"{\\"doc_id\\": \\"a\\", \\"text\\": "'
+    assert shown[1] == marked + '"café \\u001b[31m"'  # no raw escape reaches the terminal
+    assert shown[2] == "  data:  (not JSON nor UTF-8, the bytes in base64) //4AAQ=="
+    assert shown[3:] == ["  data:  null", '  data:  "x"']
+    assert json.loads(json.dumps(letters)) == letters  # the --format json output
 
 
 def test_dlq_refuses_unknown_things(r: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from cli_kit import cli
 from meshc.runtime import server
 from meshc.runtime.connect import (
     ConnectError,
@@ -57,8 +60,9 @@ def test_start_status_reuse_stop(folder: Path) -> None:
     assert server_status(folder) is None
     info = ensure_server(folder)
     assert json.loads((folder / ".meshc" / "server.json").read_text()) == {
-        "url": info.url,
+        "url": f"redis://127.0.0.1:{info.port}",
         "pid": info.pid,
+        "durability": "default",
     }
     client = connect(info.url)
     assert client.config_get("appendonly")["appendonly"] == "yes"
@@ -71,7 +75,7 @@ def test_start_status_reuse_stop(folder: Path) -> None:
     assert (folder / ".meshc" / "server.log").exists()
     assert stop_server(folder) is True
     assert server_status(folder) is None
-    assert not (folder / ".meshc" / "server.json").exists()
+    assert read_state(folder) == info  # the record stays, for the next start
     assert stop_server(folder) is False
 
 
@@ -85,13 +89,68 @@ def test_data_survives_restart(folder: Path) -> None:
         assert client.xlen("s") == 1
 
 
+def _fsync(info: server.ServerInfo) -> str:
+    with connect(info.url) as client:
+        return str(client.config_get("appendfsync")["appendfsync"])
+
+
 def test_strict_durability(folder: Path) -> None:
     info = ensure_server(folder, "strict")
-    with connect(info.url) as client:
-        assert client.config_get("appendfsync")["appendfsync"] == "always"
+    assert _fsync(info) == "always"
     ensure_server(folder, "default")
-    with connect(info.url) as client:
-        assert client.config_get("appendfsync")["appendfsync"] == "everysec"
+    assert _fsync(info) == "everysec"
+
+
+def test_strict_durability_is_kept_by_every_restart_until_changed(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ensure_server(folder, "strict")
+    stop_server(folder)
+    monkeypatch.chdir(folder)
+    assert cli("server", "start").code == 0  # no --durability: the folder's choice
+    restarted = server_status(folder)
+    assert restarted is not None and _fsync(restarted) == "always"
+    assert "durability strict" in cli("server", "status").out
+    _crash(restarted)
+    assert _fsync(ensure_server(folder)) == "always"
+    ensure_server(folder, "default")  # changed on the running server, and recorded
+    stop_server(folder)
+    assert _fsync(ensure_server(folder)) == "everysec"
+
+
+def _crash(info: server.ServerInfo) -> None:
+    os.kill(info.pid, signal.SIGKILL)
+    while server._pid_alive(info.pid):
+        time.sleep(0.02)
+
+
+def test_a_restart_keeps_the_port_so_old_urls_work_again(folder: Path) -> None:
+    first = ensure_server(folder)
+    with connect(first.url) as client:
+        client.set("k", "v")
+    stop_server(folder)
+    assert ensure_server(folder).port == first.port
+    _crash(ensure_server(folder))
+    assert ensure_server(folder).port == first.port
+    with connect(first.url) as client:  # the URL a worker held before the restarts
+        assert client.get("k") == b"v"
+
+
+def test_a_taken_port_moves_the_server_and_says_so(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = ensure_server(folder)
+    stop_server(folder)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past TIME_WAIT
+        squatter.bind(("127.0.0.1", first.port))
+        squatter.listen()
+        with caplog.at_level(logging.WARNING, logger="meshc.server"):
+            moved = ensure_server(folder)
+    assert moved.port != first.port and connect(moved.url).ping()
+    assert f"port {first.port} of the embedded server" in caplog.text
+    assert f"now listens on {moved.port}" in caplog.text
+    assert read_state(folder) == moved
 
 
 def test_concurrent_ensure_starts_one_server(folder: Path) -> None:
@@ -112,11 +171,12 @@ def test_concurrent_ensure_starts_one_server(folder: Path) -> None:
 
 
 def test_stale_json_dead_pid(folder: Path) -> None:
-    _write_json(folder, "redis://127.0.0.1:1", _dead_pid())
+    port = server.free_port()
+    _write_json(folder, f"redis://127.0.0.1:{port}", _dead_pid())
     assert read_state(folder) is not None
     assert server_status(folder) is None
     info = ensure_server(folder)
-    assert info.url != "redis://127.0.0.1:1"
+    assert info.port == port  # the recorded port, free again
     assert connect(info.url).ping()
 
 
@@ -125,9 +185,7 @@ def test_stale_json_live_pid_not_answering_is_left_alone(folder: Path) -> None:
     _write_json(folder, "redis://127.0.0.1:1", os.getpid())
     assert server_status(folder) is None
     assert stop_server(folder) is False
-    assert not (folder / ".meshc" / "server.json").exists()
-    _write_json(folder, "redis://127.0.0.1:1", os.getpid())
-    assert connect(ensure_server(folder).url).ping()
+    assert connect(ensure_server(folder).url).ping()  # and this process still runs
 
 
 def test_missing_binary_is_a_clear_error(

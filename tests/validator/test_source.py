@@ -37,9 +37,14 @@ def same(lazy: Source, eager: Source) -> None:
     assert lazy.diagnostics == eager.diagnostics
     if eager.data is None:
         return  # unreadable (MESH001, MESH004): nothing is checked, no position needed
-    lazy.span(())  # index the positions
-    assert lazy.spans == eager.spans
-    assert lazy.key_spans == eager.key_spans
+    root, eager_root = lazy.span(()), eager.span(())  # the root's start needs no index
+    assert (root.line, root.column) == (eager_root.line, eager_root.column)
+    lazy._indexed()  # index the positions (meshc.source.positions), as the first span asked does
+    indexed, reference = lazy.positions, eager.positions
+    assert {p: indexed.value(p) for p in reference.values} == reference.values
+    assert indexed.keys == reference.keys
+    listed = sum(len(starts) for starts, _ in indexed.items.values())
+    assert len(indexed.values) + listed == len(reference.values)  # and nothing else
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -57,11 +62,13 @@ def test_lazy_positions_equal_eager_ones(path: Path) -> None:
 def test_a_valid_file_indexes_nothing_until_asked() -> None:
     raw = (ROOT / "meshes" / "pipeline.yaml").read_bytes()
     source = load_bytes("pipeline.yaml", raw)
-    assert source.data["mesh"] == "pipeline" and source.spans == {}
+    assert source.data["mesh"] == "pipeline" and source.positions.values == {}
+    assert source.span(()).line == 2  # the root, after the schema comment: no index
+    assert source.positions.values == {}
     span = source.key_span(("agents", "normalize"))
     line = raw.decode().splitlines().index("  normalize:") + 1
     assert (span.line, span.column) == (line, 3)
-    assert source.spans and source.key_spans
+    assert source.positions.values and source.positions.keys
 
 
 def test_duplicate_keys_are_read_with_positions_at_once() -> None:
