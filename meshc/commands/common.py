@@ -42,9 +42,10 @@ def server_url(redis_url: str | None, *, start: bool = False, durability: str | 
     return resolve_url(redis_url, start=start, durability=durability)  # type: ignore[arg-type]
 
 
-def load(file: str) -> tuple[Built, MeshSpec]:
-    """Compile ``file`` into the cache and import its topology (MeshError if invalid)."""
-    built = build_cached(file)
+def load(file: str, *, resolve: bool = False) -> tuple[Built, MeshSpec]:
+    """Compile ``file`` into the cache and import its topology (MeshError if invalid;
+    with ``resolve``, also when a handler cannot be imported or called)."""
+    built = build_cached(file, resolve=resolve)
     return built, built.load_spec()
 
 

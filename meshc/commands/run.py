@@ -1,7 +1,9 @@
 """``meshc run FILE``: start every agent of a mesh as processes and keep them running.
 
 The mesh is compiled into this folder's cache (``.meshc/build/``), so what runs is what
-``meshc compile`` writes. Each replica is a process ``python -m <mesh>.agents.<agent>``;
+``meshc compile`` writes. Every handler is imported first, as ``meshc validate
+--resolve`` does: one that cannot be imported or called is reported (MESH301-303)
+and nothing starts. Each replica is a process ``python -m <mesh>.agents.<agent>``;
 a worker that dies is restarted with backoff and the restart is reported on stderr.
 Ctrl-C or SIGTERM stops every worker after it commits what it holds in flight.
 """
@@ -58,7 +60,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    built, spec = load(args.file)
+    built, spec = load(args.file, resolve=True)  # before any worker or server starts
     url = cluster.cli_url(
         lambda: server_url(args.redis, start=True, durability=args.durability),
         args.cluster,

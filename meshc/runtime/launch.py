@@ -19,6 +19,7 @@ from typing import Any
 from meshc.runtime import cluster
 from meshc.runtime.connect import MeshOpsError
 from meshc.runtime.errors import ConfigError
+from meshc.runtime.preflight import unresolved_handlers
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.supervisor import SupervisorEvent, WorkerCommand, supervise
 from meshc.runtime.worker import run_agent
@@ -96,6 +97,11 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
     parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
     args = parser.parse_args(argv)
     _logging(False)
+    problems = unresolved_handlers(mesh)  # before any server or worker starts
+    for problem in problems:
+        print(f"{package}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
     try:
         url = cluster.cli_url(
             lambda: _resolve(start=True, explicit=args.redis, durability=args.durability),
