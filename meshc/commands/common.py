@@ -10,6 +10,7 @@ which `meshc validate` imports without the runtime.
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import os
 import sys
@@ -89,6 +90,17 @@ def guarded(name: str, handler: Handler) -> Handler:
             )
 
     return run
+
+
+def unknown_stream(spec: MeshSpec, name: str) -> str:
+    """Why ``name`` is refused, with the stream it was probably meant to be (as the
+    validator suggests a key), else the intake streams, where tasks go in."""
+    close = difflib.get_close_matches(name, sorted(spec.streams), n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    else:
+        hint = "its intake streams: " + (", ".join(spec.intake_streams()) or "none")
+    return f"mesh {spec.name!r} has no stream {name!r}; {hint}"
 
 
 def fail(name: str, message: str, code: int) -> int:
