@@ -17,6 +17,8 @@ import random
 import sys
 from typing import Any, TextIO
 
+from meshc.commands.output import add_color_option
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("test", help="property-test a mesh end to end", description=__doc__)
@@ -28,6 +30,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, metavar="S", help="seed of the draws (default: random)")
     p.add_argument("--redis", metavar="URL", help="server for end to end (default: a new one)")
     p.add_argument("--agent", metavar="NAME", help="check one agent only (no end to end)")
+    add_color_option(p)
     p.set_defaults(handler=run)
 
 
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         return cannot_open(args.file, err)
     except MeshError as err:
-        emit([err.analysis])
+        emit([err.analysis], "text", args.color)
         return 1
     except (UnknownAgent, ServerInUse, MeshOpsError) as err:
         print(f"meshc test: {err}", file=sys.stderr)
