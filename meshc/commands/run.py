@@ -21,9 +21,12 @@ from meshc.commands.common import add_mesh_options, fail, guarded, load, server_
 from meshc.runtime import cluster
 from meshc.runtime.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, env_name
 from meshc.runtime.connect import redact
-from meshc.runtime.launch import LOG_FORMAT, run_mesh
+from meshc.runtime.launch import LOG_FORMAT, run_mesh, worker_commands
 from meshc.runtime.retention_loop import start_retention
 from meshc.runtime.supervisor import SupervisorEvent
+
+LEVEL_ENV = "MESHC_LOG_LEVEL"
+log = logging.getLogger("meshc.run")
 
 
 def register(sub: Any) -> None:
@@ -56,10 +59,20 @@ def register(sub: Any) -> None:
         metavar="LIST",
         help="serve only these partitions, e.g. 0-7 (another machine runs the rest)",
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="DEBUG logs from the supervisor and every worker (else INFO, or the level "
+        "MESHC_LOG_LEVEL names)",
+    )
     p.set_defaults(handler=guarded("run", run))
 
 
 def run(args: argparse.Namespace) -> int:
+    level = "DEBUG" if args.verbose else os.environ.get(LEVEL_ENV, "INFO").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        return fail("run", f"{LEVEL_ENV}={level}: use DEBUG, INFO, WARNING or ERROR", 2)
     built, spec = load(args.file, resolve=True)  # before any worker or server starts
     url = cluster.cli_url(
         lambda: server_url(args.redis, start=True, durability=args.durability),
@@ -74,20 +87,21 @@ def run(args: argparse.Namespace) -> int:
             "apply the compiled rules (acl.py) on every node, then run without --acl",
             2,
         )
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
     if args.durability and (args.redis or os.environ.get("REDIS_URL")):
-        logging.getLogger("meshc.run").warning(
+        log.warning(
             "--durability applies to the embedded server only; %s keeps its own settings",
             redact(url),
         )
-    logging.getLogger("meshc.run").info(
-        "mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url)
-    )
+    log.info("mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url))
     url_for, operator_url = None, url
     if args.acl:
         users = enable(url, built.package, args.acl_secrets)
         url_for, operator_url = users.for_agent, users.operator_url
         _report_acl(users, args.acl_secrets)
+    env = built.worker_env() | ({LEVEL_ENV: "DEBUG"} if args.verbose else {})
+    for command in worker_commands(spec, built.package, lambda _agent: url, env, parts):
+        log.debug("worker %s: %s", command.name, " ".join(command.argv))
     retention = start_retention(spec, operator_url)  # trims while the mesh runs
     try:
         return run_mesh(
@@ -95,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             built.package,
             url,
             url_for=url_for,
-            extra_env=built.worker_env(),
+            extra_env=env,
             on_event=_quiet,
             partitions=parts,
         )
