@@ -33,6 +33,7 @@ COMMANDS = (
     "server",
     "test",
     "serve",
+    "completion",
 )
 
 
