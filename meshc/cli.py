@@ -46,23 +46,35 @@ def plain_text(text: str) -> str:
     return _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text))
 
 
-class _Formatter(argparse.HelpFormatter):
+class _PlainText(argparse.HelpFormatter):
     """Command descriptions are their modules' docstrings, written for readers of the
-    code: their markup is dropped, and their paragraphs kept apart (argparse would
-    run them into one block)."""
+    code: their markup is dropped from every help text."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        fill = super()._fill_text
-        paragraphs = re.split(r"\n\s*\n", plain_text(text).strip())
-        return "\n\n".join(fill(p, width, indent) for p in paragraphs)
+        return super()._fill_text(plain_text(text), width, indent)
 
     def _expand_help(self, action: argparse.Action) -> str:
         return plain_text(super()._expand_help(action))
 
 
+class _Formatter(_PlainText):
+    """Paragraphs of a description stay apart (argparse would run them into one)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        paragraphs = re.split(r"\n\s*\n", text.strip())
+        return "\n\n".join(fill(p, width, indent) for p in paragraphs)
+
+
+class _RawFormatter(_PlainText, argparse.RawDescriptionHelpFormatter):
+    """For a command that lays out its description itself: its lines kept as written."""
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
+        chosen = kwargs.get("formatter_class", _Formatter)
+        raw = chosen is argparse.RawDescriptionHelpFormatter
+        kwargs["formatter_class"] = _RawFormatter if raw else chosen
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
