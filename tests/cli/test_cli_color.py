@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_kit import commands
 from meshc.cli import main
 from meshc.commands.output import COLORS
+from parsers_kit import commands
 
 # What prints no colour at all: JSON Schema, server state, a shell script.
 PLAIN = {"schema", "server start", "server stop", "server status", "completion"}

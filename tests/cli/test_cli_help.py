@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from cli_kit import commands
 from meshc.cli import main, plain_text
+from parsers_kit import commands
 
 MARKUP = re.compile(r"``|:[a-z]+:`")
 
