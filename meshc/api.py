@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from meshc import codes
 from meshc.checks import run_checks
 from meshc.core import CoreMesh
-from meshc.diagnostics import Diagnostic, sort_diagnostics
+from meshc.diagnostics import Diagnostic, fold_consequences, sort_diagnostics
 from meshc.expand import expand
 from meshc.parse import parse
 from meshc.source import Limits, Source, load_bytes, load_file
@@ -68,7 +68,7 @@ def _analyze(source: Source, resolve: bool) -> Analysis:
     parsed = parse(source)
     diags.extend(parsed.diagnostics)
     if parsed.mesh is None:
-        return Analysis(source, None, sort_diagnostics(diags))
+        return Analysis(source, None, fold_consequences(diags))
     dropped = frozenset(n for names in parsed.dropped.values() for n in names) | parsed.spared
     core, expand_diags = expand(parsed.mesh, source, dropped)
     del parsed  # the typed models are no longer needed: free them before the checks
@@ -78,7 +78,7 @@ def _analyze(source: Source, resolve: bool) -> Analysis:
         from meshc.checks.handlers import check_handlers
 
         diags.extend(check_handlers(core, source))
-    return Analysis(source, core, sort_diagnostics(diags))
+    return Analysis(source, core, fold_consequences(diags))
 
 
 def analyze_file(path: str, *, resolve: bool = False, limits: Limits | None = None) -> Analysis:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from meshc import __version__
 
@@ -31,10 +33,50 @@ COMMANDS = (
     "server",
     "test",
     "serve",
+    "completion",
 )
 
 
+_ROLE = re.compile(r":[a-z]+:`~?([^`]*)`")  # :func:`x`
+_LITERAL = re.compile(r"``([^`]*)``")  # ``x``
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup as terminal text: ``x`` and :func:`x` become x."""
+    return _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text))
+
+
+class _PlainText(argparse.HelpFormatter):
+    """Command descriptions are their modules' docstrings, written for readers of the
+    code: their markup is dropped from every help text."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return super()._fill_text(plain_text(text), width, indent)
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        return plain_text(super()._expand_help(action))
+
+
+class _Formatter(_PlainText):
+    """Paragraphs of a description stay apart (argparse would run them into one)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        paragraphs = re.split(r"\n\s*\n", text.strip())
+        return "\n\n".join(fill(p, width, indent) for p in paragraphs)
+
+
+class _RawFormatter(_PlainText, argparse.RawDescriptionHelpFormatter):
+    """For a command that lays out its description itself: its lines kept as written."""
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        chosen = kwargs.get("formatter_class", _Formatter)
+        raw = chosen is argparse.RawDescriptionHelpFormatter
+        kwargs["formatter_class"] = _RawFormatter if raw else chosen
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")

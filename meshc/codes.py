@@ -6,7 +6,7 @@ Each code carries its severity, a short title and the text that ``meshc validate
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from meshc.diagnostics import ERROR, WARNING, Diagnostic, Related, Span
@@ -27,7 +27,11 @@ class Code:
         help_text: str = "",
         related: Sequence[tuple[Span, str]] = (),
         severity: str | None = None,
+        subjects: Iterable[str] = (),
+        breaks: Iterable[str] = (),
     ) -> Diagnostic:
+        """A diagnostic of this code; ``subjects`` and ``breaks`` say what follows
+        from what (see ``meshc.diagnostics.fold_consequences``)."""
         return Diagnostic(
             code=self.code,
             severity=severity or self.severity,
@@ -35,6 +39,8 @@ class Code:
             span=span,
             help=help_text,
             related=tuple(Related(s, m) for s, m in related),
+            subjects=frozenset(subjects),
+            breaks=frozenset(breaks),
         )
 
 
@@ -172,7 +178,9 @@ UNREACHABLE = _code(
     """
 No path of streams leads from a producer to this agent, so it never receives
 work. Fix: connect its input to a stream that a producer's work reaches, or add a
-producer for its input.
+producer for its input. An agent unreachable only because of another error (an
+agent before it that a schema error broke, an input nobody writes, another
+unreachable agent that feeds it) is a note of that error instead.
 """,
 )
 BAD_NAME = _code(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ERROR = "error"
@@ -34,7 +34,14 @@ class Related:
 
 @dataclass(frozen=True)
 class Diagnostic:
-    """One problem: where, what, which code, and how to fix it."""
+    """One problem: where, what, which code, and how to fix it.
+
+    ``breaks`` names what an error reports broken (an agent, a stream, a type, and
+    the name its "did you mean" offers); ``subjects`` what a finding is about. A
+    finding about a name that an error breaks follows from that error, and
+    :func:`fold_consequences` moves it under the error as a note. Neither takes part
+    in equality, nor in the JSON and SARIF forms.
+    """
 
     code: str
     severity: str
@@ -42,6 +49,8 @@ class Diagnostic:
     span: Span
     help: str = ""
     related: tuple[Related, ...] = field(default_factory=tuple)
+    subjects: frozenset[str] = field(default=frozenset(), compare=False)
+    breaks: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def is_error(self) -> bool:
@@ -78,6 +87,84 @@ class Diagnostic:
 def sort_diagnostics(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Sorted by position, with exact repeats removed."""
     return sorted(set(diags), key=Diagnostic.sort_key)
+
+
+# ----------------------------------------------------------------------------- folding
+
+# Notes a root error takes from its consequences before it only counts the rest.
+FOLD_LIMIT = 8
+
+
+def fold_consequences(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Each finding that follows from an error folded under it as a note.
+
+    A finding follows from an error when one of its ``subjects`` is a name the error
+    ``breaks``; it goes under the root of that chain (an agent unreachable because
+    another unreachable agent feeds it, which a misspelt key broke, goes under the
+    schema error). Of several errors that break a name, the first in the file is the
+    parent; findings that follow from each other in a circle go under the first of
+    them. So a consequence is never listed, let alone listed before its cause.
+    """
+    ordered = sort_diagnostics(diags)
+    breakers: dict[str, list[int]] = {}
+    for i, d in enumerate(ordered):
+        if d.is_error:
+            for name in d.breaks:
+                breakers.setdefault(name, []).append(i)
+    if not breakers:
+        return ordered
+    parents = [_parent(i, d, breakers) for i, d in enumerate(ordered)]
+    roots = _roots(parents)
+    folded: dict[int, list[Diagnostic]] = {}
+    for i, root in enumerate(roots):
+        if root != i:
+            folded.setdefault(root, []).append(ordered[i])
+    return [
+        _with_notes(d, folded[i]) if i in folded else d
+        for i, d in enumerate(ordered)
+        if roots[i] == i
+    ]
+
+
+def _parent(i: int, diag: Diagnostic, breakers: dict[str, list[int]]) -> int | None:
+    """The first error (by position) that breaks one of ``diag``'s subjects."""
+    found = [j for name in diag.subjects for j in breakers.get(name, ()) if j != i]
+    return min(found, default=None)
+
+
+def _roots(parents: list[int | None]) -> list[int]:
+    """Where each chain of parents ends: at a finding with no parent, or at the first
+    finding of a circle. Each finding is walked once (the chains are remembered)."""
+    roots: list[int | None] = [None] * len(parents)
+    for start in range(len(parents)):
+        path: list[int] = []
+        on_path: dict[int, int] = {}
+        node: int | None = start
+        while node is not None and roots[node] is None and node not in on_path:
+            on_path[node] = len(path)
+            path.append(node)
+            node = parents[node]
+        known = roots[node] if node is not None else None
+        if node is None:
+            top = path[-1]
+        elif known is not None:
+            top = known
+        else:
+            top = min(path[on_path[node] :])  # a circle: its first finding
+        for member in path:
+            roots[member] = top
+    return [r if r is not None else i for i, r in enumerate(roots)]
+
+
+def _with_notes(root: Diagnostic, consequences: list[Diagnostic]) -> Diagnostic:
+    notes = [
+        Related(d.span, f"as a result, {d.message} [{d.code}]") for d in consequences[:FOLD_LIMIT]
+    ]
+    rest = len(consequences) - FOLD_LIMIT
+    if rest > 0:
+        more = f"and {rest} more finding{'s' if rest != 1 else ''} that follow from this one"
+        notes.append(Related(root.span, more))
+    return replace(root, related=root.related + tuple(notes))
 
 
 # ----------------------------------------------------------------------------- text

@@ -225,6 +225,7 @@ def _refs(
                     f"`{name}` names no lane family side (families: {known}; sides: input, output)",
                     help_text="write `@<family>.input` or `@<family>.output` for a family "
                     "declared under `lanes`",
+                    breaks=(str(path[1]),),
                 )
             )
             continue

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from meshc import codes
@@ -52,7 +52,10 @@ def parse(source: Source) -> Parsed:
     except ValidationError as error:
         failure = error
     errors = _errors(failure)
-    diags = [_diagnostic(source, e, i < SUGGEST_LIMIT) for i, e in enumerate(errors)]
+    diags = [
+        replace(_diagnostic(source, e, i < SUGGEST_LIMIT), breaks=_broken(data, e))
+        for i, e in enumerate(errors)
+    ]
     dropped, retry = _drop_broken(data, errors)
     spared = _spared(data, errors, dropped)
     if retry is None:
@@ -82,6 +85,16 @@ def _spared(data: dict[str, Any], errors: list[Any], dropped: dict[str, set[str]
             out.add(str(loc[1]))
             out |= _mentions(data["agents"].get(loc[1]), (str(loc[2]),))
     return out
+
+
+def _broken(data: dict[str, Any], error: Any) -> frozenset[str]:
+    """What one schema error leaves broken: its entry, the names the entry mentions
+    and, for an unknown key, the names under that key (`reeds: [tasks]`)."""
+    loc = error["loc"]
+    if len(loc) < 2 or loc[0] not in _SECTIONS or not isinstance(data.get(loc[0]), dict):
+        return frozenset()
+    keys = _MENTIONS[loc[0]] + ((str(loc[2]),) if len(loc) > 2 else ())
+    return frozenset({str(loc[1]), *_mentions(data[loc[0]].get(loc[1]), keys)})
 
 
 _MENTIONS = {

@@ -129,11 +129,17 @@ def _bad_ref(
             help_text=f"declare a stream (e.g. `{agent}.to.{ref.name}`) that `{agent}` writes "
             f"and `{ref.name}` reads; agents address only streams",
             related=[(_agent_span(source, target), f"agent `{ref.name}` is declared here")],
+            breaks=(agent,),
         )
     close = difflib.get_close_matches(ref.name, declared, n=1, cutoff=0.6)
     fix = f"did you mean `{close[0]}`?" if close else f"declare `{ref.name}` under `streams`"
+    # What follows from the typo breaks too: the agent, and the stream it meant (now
+    # "unread" or "unwritten").
     return codes.UNDECLARED_STREAM.at(
-        span, f"agent `{agent}` {verb} undeclared stream `{ref.name}`", help_text=fix
+        span,
+        f"agent `{agent}` {verb} undeclared stream `{ref.name}`",
+        help_text=fix,
+        breaks=(agent, ref.name, *close),
     )
 
 
@@ -155,12 +161,15 @@ def check_writers(core: CoreMesh, source: Source, index: Index) -> Iterator[Diag
                 f"stream `{name}` is written by no agent{note}",
                 help_text=f"add `{name}` to an agent's `writes`, or a producer: "
                 f"`role: producer, writes: [{name}]`",
+                subjects=(name,),
+                breaks=(name,),  # its readers are unreachable because of it
             )
         if not read_k and not stream.terminal:
             yield codes.UNREAD_STREAM.at(
                 source.key_span(stream.path),
                 f"stream `{name}` is read by no agent and is not terminal",
                 help_text="mark it `terminal: true` if callers read it, or add a reader",
+                subjects=(name,),
             )
 
 
@@ -191,7 +200,10 @@ def check_roles(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
         if problem:
             text, fix = problem
             yield codes.ROLE_SHAPE.at(
-                _agent_span(source, agent), f"{agent.role} `{name}` {text}", help_text=fix
+                _agent_span(source, agent),
+                f"{agent.role} `{name}` {text}",
+                help_text=fix,
+                subjects=(name,),
             )
 
 
@@ -252,7 +264,17 @@ def check_reachability(core: CoreMesh, source: Source, index: Index) -> Iterator
             + (f" (it reads {_names(list(agent.read_names))})" if agent.reads else ""),
             help_text="connect its input to a stream fed from a producer, "
             "or add a producer that writes its input",
+            subjects=_upstream(index, name, agent),
+            breaks=(name,),  # the agents it feeds are unreachable because of it
         )
+
+
+def _upstream(index: Index, name: str, agent: CoreAgent) -> list[str]:
+    """An agent, its inputs and their writers: whatever broke one of them broke the
+    agent's only ways to be reached."""
+    inputs = [s for s in agent.read_names if s in index.ids]
+    feeders = [index.names[w] for s in inputs for w in index.writers[index.ids[s]]]
+    return [name, *inputs, *feeders]
 
 
 def check_cycles(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagnostic]:

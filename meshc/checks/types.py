@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from meshc import codes
 from meshc.core import CoreAgent, CoreMesh
-from meshc.diagnostics import Diagnostic
+from meshc.diagnostics import Diagnostic, Span
 from meshc.graph import Index
 from meshc.source import Source
 from meshc.typeexpr import BUILTINS, MODEL_NAMES, TypeExpr, TypeSyntaxError, parse_type
@@ -94,6 +95,7 @@ def check_types(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
     yield from check_reserved_names(core, source)
     declared = set(core.types)
     used: set[str] = set()
+    uses: dict[str, list[_Use]] = {}  # undeclared type → where it is used
     for tname, fields in core.types.items():
         for fname, text in fields.items():
             path = ("types", tname, fname)
@@ -109,40 +111,59 @@ def check_types(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
                 continue
             used |= expr.refs()
             for missing in sorted(expr.refs() - declared):
-                yield _undeclared(
-                    source, path, missing, f"field `{fname}` of type `{tname}`", declared
-                )
-    reported: set[tuple[str | int, ...]] = set()
+                where = f"field `{fname}` of type `{tname}`"
+                uses.setdefault(missing, []).append(_Use(source.span(path), where, []))
+    by_template: dict[tuple[str | int, ...], _Use] = {}
     for name, stream in core.streams.items():
         used.add(stream.type)
         if stream.type not in declared and stream.type not in core.dropped:
             base = stream.path[:-1] if stream.family else stream.path
             type_path: tuple[str | int, ...] = (*base, "type")
-            if type_path in reported:
-                continue  # the lanes of a family share one template: report it once
-            reported.add(type_path)
-            where = f"stream `{name}`"
-            if stream.family:
-                where = f"the {base[-1]} stream template of lane family `{stream.family}`"
-            yield _undeclared(source, type_path, stream.type, where, declared)
+            if type_path not in by_template:  # the lanes of a family share one template
+                where = f"stream `{name}`"
+                if stream.family:
+                    where = f"the {base[-1]} stream template of lane family `{stream.family}`"
+                by_template[type_path] = _Use(source.span(type_path), where, [])
+                uses.setdefault(stream.type, []).append(by_template[type_path])
+            by_template[type_path].streams.append(name)
+    for missing in sorted(uses):
+        yield _undeclared(missing, sorted(uses[missing]), declared)
     yield from _type_cycles(core, source)
     for tname in sorted(declared - used - core.dropped):
         yield codes.UNUSED_TYPE.at(
             source.key_span(("types", tname)),
             f"type `{tname}` is used by no stream and no other type",
             help_text="remove it, or use it as a stream's `type`",
+            subjects=(tname,),
         )
 
 
-def _undeclared(
-    source: Source, path: tuple[str | int, ...], name: str, where: str, declared: set[str]
-) -> Diagnostic:
+@dataclass(order=True)
+class _Use:
+    """One place that names an undeclared type, and the streams it types there."""
+
+    span: Span
+    where: str
+    streams: list[str]
+
+
+def _undeclared(name: str, places: list[_Use], declared: set[str]) -> Diagnostic:
+    """One error per undeclared type, at its first use; every other use is a note.
+
+    It breaks the type's name, the type "did you mean" offers (now unused) and every
+    stream of the type: what is said about them follows from this typo.
+    """
     import difflib
 
     close = difflib.get_close_matches(name, sorted(declared), n=1, cutoff=0.6)
     fix = f"did you mean `{close[0]}`?" if close else f"declare `{name}` under `types`"
+    first, *others = places
     return codes.UNDECLARED_TYPE.at(
-        source.span(path), f"{where} uses undeclared type `{name}`", help_text=fix
+        first.span,
+        f"{first.where} uses undeclared type `{name}`",
+        help_text=fix,
+        related=[(use.span, f"{use.where} also uses `{name}` here") for use in others],
+        breaks=(name, *close, *(s for use in places for s in use.streams)),
     )
 
 
@@ -201,6 +222,7 @@ def _join_keys(core: CoreMesh, source: Source, name: str, agent: CoreAgent) -> I
                 + ", ".join(f"`{s}` (`{core.streams[s].type}`)" for s in lacking)
                 + " lacks",
                 help_text=f"add `{key}` to those types, or remove it from `join.on`",
+                subjects=(name, *lacking),
             )
 
 
@@ -235,6 +257,7 @@ def _fan_widths(core: CoreMesh, source: Source, index: Index) -> Iterator[Diagno
                 f"(lanes that never reach it: {_lanes(sorted(set(fan_out) - reaching))})",
                 help_text=f"make `{name}` read the output of every lane of `{cname}`",
                 related=[(source.key_span(coord.path), f"coordinator `{cname}` is declared here")],
+                subjects=(cname, name),
             )
 
 
@@ -345,6 +368,7 @@ def _merge_shape(
                 f"lacks {_lanes(lacking)}",
                 help_text="add `parts: dict[str, any]` and `missing: list[str]` to "
                 f"`{core.streams[ref.name].type}`, or give `{name}` a handler",
+                subjects=(name, ref.name),
             )
 
 
@@ -360,6 +384,7 @@ def _fanout_types(
                 f"coordinator `{name}` copies its input (`{'`, `'.join(sorted(in_types))}`) "
                 f"to `{ref.name}`, whose type is `{s.type}`",
                 help_text=f"give `{ref.name}` the input's type, or write a coordinator handler",
+                subjects=(name, ref.name, *agent.read_names),
             )
 
 
@@ -377,4 +402,5 @@ def check_partition_key(core: CoreMesh, source: Source) -> Iterator[Diagnostic]:
                 f"(type `{core.streams[stream].type}`)",
                 help_text=f"add `{key}` to that type, or choose one of: "
                 + ", ".join(f"`{f}`" for f in fields),
+                subjects=(stream,),
             )

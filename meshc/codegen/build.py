@@ -53,9 +53,13 @@ class Built:
         return {"PYTHONPATH": os.pathsep.join(paths)}
 
 
-def build_cached(path: str, folder: Path | None = None) -> Built:
-    """Validate and compile ``path`` into the cache; MeshError when it is invalid."""
-    analysis = analyze_file(path)
+def build_cached(path: str, folder: Path | None = None, *, resolve: bool = False) -> Built:
+    """Validate and compile ``path`` into the cache; MeshError when it is invalid.
+
+    ``resolve`` also imports every handler (MESH301-303) first: ``meshc run`` refuses
+    a mesh whose workers could only crash-loop on an ImportError.
+    """
+    analysis = analyze_file(path, resolve=resolve)
     if not analysis.ok or analysis.core is None:
         raise MeshError(analysis)
     digest = hashlib.sha256(

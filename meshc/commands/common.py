@@ -10,6 +10,7 @@ which `meshc validate` imports without the runtime.
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import os
 import sys
@@ -42,9 +43,10 @@ def server_url(redis_url: str | None, *, start: bool = False, durability: str | 
     return resolve_url(redis_url, start=start, durability=durability)  # type: ignore[arg-type]
 
 
-def load(file: str) -> tuple[Built, MeshSpec]:
-    """Compile ``file`` into the cache and import its topology (MeshError if invalid)."""
-    built = build_cached(file)
+def load(file: str, *, resolve: bool = False) -> tuple[Built, MeshSpec]:
+    """Compile ``file`` into the cache and import its topology (MeshError if invalid;
+    with ``resolve``, also when a handler cannot be imported or called)."""
+    built = build_cached(file, resolve=resolve)
     return built, built.load_spec()
 
 
@@ -88,6 +90,17 @@ def guarded(name: str, handler: Handler) -> Handler:
             )
 
     return run
+
+
+def unknown_stream(spec: MeshSpec, name: str) -> str:
+    """Why ``name`` is refused, with the stream it was probably meant to be (as the
+    validator suggests a key), else the intake streams, where tasks go in."""
+    close = difflib.get_close_matches(name, sorted(spec.streams), n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    else:
+        hint = "its intake streams: " + (", ".join(spec.intake_streams()) or "none")
+    return f"mesh {spec.name!r} has no stream {name!r}; {hint}"
 
 
 def fail(name: str, message: str, code: int) -> int:

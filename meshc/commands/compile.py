@@ -25,7 +25,7 @@ from meshc.commands.output import add_color_option, cannot_open, emit
 
 def register(sub: Any) -> None:
     p = sub.add_parser("compile", help="compile a mesh into worker modules", description=__doc__)
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="mesh file (YAML)")
     p.add_argument("-o", "--output", metavar="DIR", default="generated", help="default: generated")
     p.add_argument("--check", action="store_true", help="exit 1 with a diff when DIR is stale")
     p.add_argument(

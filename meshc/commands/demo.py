@@ -3,14 +3,20 @@
 Starts this folder's embedded server (unless --redis or REDIS_URL names one), runs the
 mesh's agents as worker processes, submits every chunk of the documents, waits for a
 summary of each, prints them as a report, and stops the workers. Progress goes to
-stderr, the report to stdout.
+stderr, the report to stdout. Ctrl-C or SIGTERM stops it early, each worker
+finishing what it holds first (exit 130 or 143).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from meshc.commands.common import REDIS_HELP, fail, guarded, server_url
@@ -19,6 +25,7 @@ from meshc.demo import DemoResult, build_review_mesh, review, review_mesh_file, 
 from meshc.runtime.connect import redact
 
 NAME = "demo"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def register(sub: Any) -> None:
@@ -70,13 +77,23 @@ def run(args: argparse.Namespace) -> int:
         args.timeout = 600.0 if args.model_url else 60.0
     if args.timeout <= 0:
         return fail(NAME, "--timeout must be more than 0 seconds", 2)
+    if args.serve:
+        return _serve(args)  # the gateway handles its own signals
+    try:
+        with _stop_signals():
+            return _demo(args)
+    except KeyboardInterrupt:
+        return _stopped("Ctrl-C", 128 + signal.SIGINT)
+    except _Stopped as stopped:
+        return _stopped(signal.Signals(stopped.signum).name, 128 + stopped.signum)
+
+
+def _demo(args: argparse.Namespace) -> int:
     extra_env: dict[str, str] = {}
     if args.model_url:
         from meshc.runtime.llm.settings import demo_overrides
 
         extra_env = demo_overrides(args.model_url, args.model)
-    if args.serve:
-        return _serve(args)
     from meshes.review import format_report
 
     documents = sample_documents(args.docs)
@@ -125,6 +142,46 @@ def _serve(args: argparse.Namespace) -> int:
     except GatewayConfigError as err:
         return fail(NAME, str(err), 2)
     return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGHUP arrived: the demo stops as it does on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`_Stopped` in the main thread, as Ctrl-C raises
+    KeyboardInterrupt, so the workers' block exits through its ``finally`` and stops
+    them cleanly; without this SIGTERM killed the demo at once and orphaned its
+    workers. Only the first signal raises: the ones after it would interrupt the
+    wait for the workers to finish what they hold, and orphan them after all."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if received:
+            return
+        received.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise _Stopped(signum)
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _stopped(how: str, code: int) -> int:
+    return fail(NAME, f"stopped ({how}); the workers finished what they held", code)
 
 
 def _incomplete(result: DemoResult, timeout: float) -> int:

@@ -7,6 +7,7 @@ The diagram goes to stdout (or ``-o PATH``); diagnostics go to stderr so that
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -38,6 +39,18 @@ def register(sub: Any) -> None:
                    help="--format asyncapi as JSON (also chosen by -o PATH.json)")  # fmt: skip
     p.add_argument("--color", choices=COLORS, default="auto",
                    help="colour in diagnostics")  # fmt: skip
+    p.add_argument(
+        "--dpi",
+        type=int,
+        metavar="N",
+        help="PNG resolution in pixels per inch (default 96; 192 for a sharp picture)",
+    )
+    p.add_argument(
+        "--size",
+        type=_box,
+        metavar="WxH",
+        help="PNG scaled up or down to fit W×H pixels, its proportions kept (e.g. 1600x900)",
+    )
     p.set_defaults(handler=guarded("render", run))
 
 
@@ -64,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             live=live,
             ascii=ascii,
             as_json=as_json,
+            dpi=args.dpi,
+            size=args.size,
         )
     except GraphvizError as err:
         return _fail(f"meshc render: {err}", 1)
@@ -79,6 +94,10 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "meshc render: --live annotates the flowchart, dot, svg, png, html and text views"
     if args.json and args.format != "asyncapi":
         return "meshc render: --json is for --format asyncapi"
+    if (args.dpi is not None or args.size is not None) and args.format != "png":
+        return "meshc render: --dpi and --size are for --format png"
+    if args.dpi is not None and not 10 <= args.dpi <= 2400:
+        return "meshc render: --dpi takes 10 to 2400 pixels per inch"
     return None
 
 
@@ -89,6 +108,14 @@ def _live(file: str, redis_url: str | None) -> LiveStats:
     url = server_url(redis_url)
     _, spec = load(file)
     return read_live(spec, url)
+
+
+def _box(text: str) -> tuple[int, int]:
+    """``1600x900`` → (1600, 900); argparse turns the ValueError into a usage error."""
+    match = re.fullmatch(r"(\d+)[x×](\d+)", text.strip())
+    if not match or min(int(match[1]), int(match[2])) < 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT in pixels, e.g. 1600x900")
+    return int(match[1]), int(match[2])
 
 
 def _write(out: str | bytes, path: str | None) -> int:

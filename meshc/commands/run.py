@@ -1,7 +1,9 @@
 """``meshc run FILE``: start every agent of a mesh as processes and keep them running.
 
 The mesh is compiled into this folder's cache (``.meshc/build/``), so what runs is what
-``meshc compile`` writes. Each replica is a process ``python -m <mesh>.agents.<agent>``;
+``meshc compile`` writes. Every handler is imported first, as ``meshc validate
+--resolve`` does: one that cannot be imported or called is reported (MESH301-303)
+and nothing starts. Each replica is a process ``python -m <mesh>.agents.<agent>``;
 a worker that dies is restarted with backoff and the restart is reported on stderr.
 Ctrl-C or SIGTERM stops every worker after it commits what it holds in flight.
 """
@@ -21,6 +23,9 @@ from meshc.runtime.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enab
 from meshc.runtime.connect import redact
 from meshc.runtime.launch import LOG_FORMAT, run_mesh
 from meshc.runtime.supervisor import SupervisorEvent
+
+LEVEL_ENV = "MESHC_LOG_LEVEL"
+log = logging.getLogger("meshc.run")
 
 
 def register(sub: Any) -> None:
@@ -53,11 +58,21 @@ def register(sub: Any) -> None:
         metavar="LIST",
         help="serve only these partitions, e.g. 0-7 (another machine runs the rest)",
     )
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="DEBUG logs from the supervisor and every worker (else INFO, or the level "
+        "MESHC_LOG_LEVEL names)",
+    )
     p.set_defaults(handler=guarded("run", run))
 
 
 def run(args: argparse.Namespace) -> int:
-    built, spec = load(args.file)
+    level = "DEBUG" if args.verbose else os.environ.get(LEVEL_ENV, "INFO").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        return fail("run", f"{LEVEL_ENV}={level}: use DEBUG, INFO, WARNING or ERROR", 2)
+    built, spec = load(args.file, resolve=True)  # before any worker or server starts
     url = cluster.cli_url(
         lambda: server_url(args.redis, start=True, durability=args.durability),
         args.cluster,
@@ -71,27 +86,26 @@ def run(args: argparse.Namespace) -> int:
             "apply the compiled rules (acl.py) on every node, then run without --acl",
             2,
         )
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
     if args.durability and (args.redis or os.environ.get("REDIS_URL")):
-        logging.getLogger("meshc.run").warning(
+        log.warning(
             "--durability applies to the embedded server only; %s keeps its own settings",
             redact(url),
         )
-    logging.getLogger("meshc.run").info(
-        "mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url)
-    )
+    log.info("mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url))
     url_for, operator_url = None, url
     if args.acl:
         users = enable(url, built.package, args.acl_secrets)
         url_for, operator_url = users.for_agent, users.operator_url
         _report_acl(users, args.acl_secrets)
+    env = built.worker_env() | ({LEVEL_ENV: "DEBUG"} if args.verbose else {})
     return run_mesh(
         spec,
         built.package,
         url,
         url_for=url_for,
         operator_url=operator_url,
-        extra_env=built.worker_env(),
+        extra_env=env,
         on_event=_quiet,
         partitions=parts,
     )

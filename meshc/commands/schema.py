@@ -11,7 +11,7 @@ from meshc.model import json_schema
 
 def register(sub: Any) -> None:
     p = sub.add_parser("schema", help="print the JSON Schema of mesh files", description=__doc__)
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("-o", "--output", metavar="PATH", help="write to this file instead of stdout")
     p.set_defaults(handler=run)
 
 

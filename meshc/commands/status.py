@@ -19,7 +19,9 @@ from meshc.runtime.admin import format_status, status
 def register(sub: Any) -> None:
     p = sub.add_parser("status", help="lengths, lag, pending, dead letters", description=__doc__)
     add_mesh_options(p)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="a table (default) or JSON"
+    )
     p.add_argument("--cluster", action="store_true", help=cluster.CLI_HELP)
     p.set_defaults(handler=guarded("status", run))
 

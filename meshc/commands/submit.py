@@ -3,7 +3,8 @@
 The task is ``--json '{…}'``, or one JSON object per line on stdin. Every line is
 checked against the stream's type first and nothing is written unless all of them
 fit, so a bad line at the end never leaves half a batch behind. Prints one line per
-task: its entry id and its trace (the id to wait for, or to find in ``meshc tail``).
+task: its entry id and its trace (the id to wait for, or to find in ``meshc tail``),
+or with ``--format json`` one JSON object per task (``id``, ``trace``, ``stream``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
+from meshc.commands.common import (
+    add_mesh_options,
+    fail,
+    guarded,
+    load,
+    server_url,
+    unknown_stream,
+)
 from meshc.runtime import cluster
 from meshc.runtime.client import MeshClient
 from meshc.runtime.spec import MeshSpec
@@ -33,13 +41,20 @@ def register(sub: Any) -> None:
     p.add_argument("stream", metavar="STREAM", help="intake stream (written by a producer)")
     p.add_argument("--json", metavar="OBJECT", help="one task as JSON (else JSON lines on stdin)")
     p.add_argument("--cluster", action="store_true", help=cluster.CLI_HELP)
+    p.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text: `<entry id> <trace>` per task (default); json: one object per task "
+        'with "id", "trace" and "stream"',
+    )
     p.set_defaults(handler=guarded(NAME, run))
 
 
 def run(args: argparse.Namespace) -> int:
     _, spec = load(args.file)
     if args.stream not in spec.streams:
-        return fail(NAME, f"mesh {spec.name!r} has no stream {args.stream!r}", 2)
+        return fail(NAME, unknown_stream(spec, args.stream), 2)
     lines = [("--json", args.json)] if args.json is not None else _stdin_lines()
     try:
         payloads = [_payload(spec, args.stream, where, text) for where, text in lines]
@@ -53,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
     with MeshClient(spec, url) as client:
         submitted = client.submit_many(payloads, args.stream)
     for s in submitted:
-        print(f"{s.entry_id} {s.trace}")
+        if args.format == "json":
+            print(orjson.dumps({"id": s.entry_id, "trace": s.trace, "stream": s.stream}).decode())
+        else:
+            print(f"{s.entry_id} {s.trace}")
     return 0
 
 

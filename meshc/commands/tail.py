@@ -14,7 +14,14 @@ import sys
 from typing import Any
 
 import orjson
-from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
+from meshc.commands.common import (
+    add_mesh_options,
+    fail,
+    guarded,
+    load,
+    server_url,
+    unknown_stream,
+)
 from meshc.runtime import cluster
 from meshc.runtime.client import MeshClient
 
@@ -46,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(NAME, "--count must be at least 1", 2)
     _, spec = load(args.file)
     if args.stream not in spec.streams:
-        return fail(NAME, f"mesh {spec.name!r} has no stream {args.stream!r}", 2)
+        return fail(NAME, unknown_stream(spec, args.stream), 2)
     url = cluster.cli_url(lambda: server_url(args.redis), args.cluster, args.redis)
     with MeshClient(spec, url) as client:
         printed = 0

@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import random
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
+
+from meshc.commands.output import add_color_option
 
 
 def register(sub: Any) -> None:
@@ -28,6 +33,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, metavar="S", help="seed of the draws (default: random)")
     p.add_argument("--redis", metavar="URL", help="server for end to end (default: a new one)")
     p.add_argument("--agent", metavar="NAME", help="check one agent only (no end to end)")
+    add_color_option(p)
     p.set_defaults(handler=run)
 
 
@@ -47,6 +53,29 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("meshc test needs hypothesis: pip install 'meshc[test]'", file=sys.stderr)
         return 2
+    with _hypothesis_files_in(Path(".meshc", "hypothesis").absolute()):
+        return _test(args)
+
+
+@contextlib.contextmanager
+def _hypothesis_files_in(folder: Path) -> Iterator[None]:
+    """Hypothesis keeps caches (constants of the code under test, Unicode tables) in
+    ``.hypothesis/`` of the working folder, which a user running ``meshc test`` in
+    their project did not ask for: they go under ``.meshc/``, with meshc's other
+    files, unless HYPOTHESIS_STORAGE_DIRECTORY says where."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    set_hypothesis_home_dir(folder)
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(None)
+
+
+def _test(args: argparse.Namespace) -> int:
     from meshc.api import MeshError
     from meshc.commands.output import cannot_open, emit
     from meshc.runtime.connect import MeshOpsError
@@ -65,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as err:
         return cannot_open(args.file, err)
     except MeshError as err:
-        emit([err.analysis])
+        emit([err.analysis], "text", args.color)
         return 1
     except (UnknownAgent, ServerInUse, MeshOpsError) as err:
         print(f"meshc test: {err}", file=sys.stderr)

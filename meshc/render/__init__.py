@@ -15,7 +15,12 @@ from meshc.core import CoreMesh
 from meshc.diagnostics import Diagnostic
 from meshc.render.asyncapi import asyncapi
 from meshc.render.dot import dot
-from meshc.render.engine import GraphvizError, graphviz_command, run_graphviz
+from meshc.render.engine import (
+    GraphvizError,
+    graphviz_command,
+    picture_attributes,
+    run_graphviz,
+)
 from meshc.render.html import report
 from meshc.render.live import GroupStats, LiveStats
 from meshc.render.mermaid import flowchart
@@ -35,6 +40,7 @@ __all__ = [
     "dot",
     "flowchart",
     "graphviz_command",
+    "picture_attributes",
     "render",
     "report",
     "run_graphviz",
@@ -51,6 +57,8 @@ def render(
     live: LiveStats | None = None,
     ascii: bool = False,
     as_json: bool = False,
+    dpi: int | None = None,
+    size: tuple[int, int] | None = None,
 ) -> str | bytes:
     """One format of ``core``; bytes for png, str otherwise.
 
@@ -58,6 +66,7 @@ def render(
     cannot run Graphviz. ``live`` is not drawn in the sequence diagram, which shows
     one task rather than the state of the server, nor in the AsyncAPI document, which
     describes the interface; ``as_json`` writes that document as JSON instead of YAML.
+    ``dpi`` and ``size`` (pixels, width and height) set a PNG's resolution and box.
     """
     if fmt == "mermaid":
         return flowchart(core, live)
@@ -72,7 +81,7 @@ def render(
     if fmt == "svg":
         return run_graphviz(dot(core, live), "svg").decode("utf-8")
     if fmt == "png":
-        return run_graphviz(dot(core, live), "png")
+        return run_graphviz(dot(core, live), "png", picture_attributes(dpi, size))
     if fmt == "html":
         svg = run_graphviz(dot(core, live), "svg").decode("utf-8")
         return report(core, svg, diagnostics, live)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import networkx as nx
-from meshc.core import CoreMesh
+from meshc.core import CoreAgent, CoreMesh
 from meshc.graph import AGENT, build, topological_order, writers
 
 WRITE = "write"
@@ -47,7 +47,7 @@ class FrameStyle:
     legend: str = "Dashed frames are lane families."
 
     def title(self, family: str, lanes: int) -> str:
-        return f"{family}: {lanes} lanes"
+        return f"{family}: {count(lanes, 'lane')}"
 
 
 FAMILY_FRAME = FrameStyle()
@@ -119,7 +119,7 @@ class Topology:
 
 def topology(core: CoreMesh) -> Topology:
     graph = build(core)
-    order = tuple(layered_order(graph))
+    order = tuple(layered_order(graph, lane_positions(core)))
     rank = {name: i for i, name in enumerate(order)}
     out: dict[str, list[Edge]] = {}
     for name in order:
@@ -131,14 +131,36 @@ def topology(core: CoreMesh) -> Topology:
     return Topology(core, order, edges, ids, rank, out)
 
 
-def layered_order(graph: nx.DiGraph) -> list[str]:
+def layered_order(graph: nx.DiGraph, lanes: dict[str, tuple[str, int]] | None = None) -> list[str]:
     """Nodes by (longest path from a source, name): a topological order that keeps
     each column of the diagram together (all lanes' streams, then all specialists …).
+
+    ``lanes`` gives the nodes of lane families their (family, lane index): within a
+    column they follow their family's declared lane order (`names: [grammar,
+    clarity, …]`, or slots 0, 1 … 10), not the alphabet, which a reader of the mesh
+    file would not expect and which puts slot 10 before slot 2.
     """
+    lanes = lanes or {}
     depth: dict[str, int] = {}
     for name in topological_order(graph):
         depth[name] = max((depth[p] + 1 for p in graph.predecessors(name)), default=0)
-    return sorted(depth, key=lambda n: (depth[n], n))
+
+    def key(name: str) -> tuple[int, str, int, str]:
+        group, index = lanes.get(name, (name, 0))
+        return depth[name], group, index, name
+
+    return sorted(depth, key=key)
+
+
+def lane_positions(core: CoreMesh) -> dict[str, tuple[str, int]]:
+    """Each agent and stream made by a lane family → (family, its lane's index)."""
+    index = {(f, lane): i for f, lanes in core.families.items() for i, lane in enumerate(lanes)}
+    out: dict[str, tuple[str, int]] = {}
+    for table in (core.streams, core.agents):
+        for name, item in table.items():
+            if item.family is not None and item.lane is not None:
+                out[name] = (item.family, index.get((item.family, item.lane), 0))
+    return out
 
 
 def unique_ids(names: Iterable[str], prefix: str) -> dict[str, str]:
@@ -158,6 +180,20 @@ def unique_ids(names: Iterable[str], prefix: str) -> dict[str, str]:
         taken.add(candidate)
         out[name] = candidate
     return out
+
+
+def count(n: int, noun: str) -> str:
+    """``1 lane``, ``4 lanes``: a number with its noun in the right number."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def role_notes(agent: CoreAgent) -> list[str]:
+    """What a diagram writes under an agent's name: its role, and for an aggregator
+    the keys its join matches partials on (`join on doc_id, chunk_id`)."""
+    notes = [agent.role]
+    if agent.join is not None:
+        notes.append("join on " + ", ".join(agent.join.on))
+    return notes
 
 
 def agent_depths(core: CoreMesh, topo: Topology) -> dict[str, int]:

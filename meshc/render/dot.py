@@ -18,6 +18,7 @@ from meshc.render.common import (
     WRITE,
     Edge,
     Topology,
+    role_notes,
     topology,
     unique_ids,
 )
@@ -83,7 +84,7 @@ def _node(topo: Topology, name: str, live: LiveStats | None) -> str:
     if topo.is_agent(name):
         cls = core.agents[name].role
         alert = live.dead_note(name) if live is not None else ""
-        label = _label(name, [cls], alert)
+        label = _label(name, role_notes(core.agents[name]), alert)
         cls = "dead" if alert else cls
         shape = 'shape=box, style="rounded,filled", peripheries=2'
     else:

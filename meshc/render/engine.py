@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 TIMEOUT = 60.0
+DEFAULT_DPI = 96  # Graphviz's own default: a picture's natural size in pixels
 
 
 class GraphvizError(Exception):
@@ -33,12 +34,29 @@ def graphviz_command() -> str:
     )
 
 
-def run_graphviz(source: str, fmt: str) -> bytes:
-    """``dot -T<fmt>`` on ``source``; fmt is one of svg, png, json, plain."""
+def picture_attributes(
+    dpi: int | None = None, size: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """Graph attributes for a PNG of ``dpi`` pixels per inch, scaled up or down to fit
+    ``size`` (width, height) pixels with its proportions kept; Graphviz counts sizes in
+    inches, so the box is divided by the resolution."""
+    attrs: dict[str, str] = {}
+    if dpi is not None:
+        attrs["dpi"] = str(dpi)
+    if size is not None:
+        per_inch = dpi or DEFAULT_DPI
+        attrs["size"] = f"{size[0] / per_inch:g},{size[1] / per_inch:g}!"
+    return attrs
+
+
+def run_graphviz(source: str, fmt: str, attributes: dict[str, str] | None = None) -> bytes:
+    """``dot -T<fmt>`` on ``source``; fmt is one of svg, png, json, plain. ``attributes``
+    are graph attributes given on the command line (``-Gdpi=150``)."""
     command = graphviz_command()
+    graph = [f"-G{key}={value}" for key, value in sorted((attributes or {}).items())]
     try:
         done = subprocess.run(
-            [command, f"-T{fmt}"],
+            [command, f"-T{fmt}", *graph],
             input=source.encode("utf-8"),
             capture_output=True,
             timeout=TIMEOUT,

@@ -14,7 +14,7 @@ from meshc.core import CoreAgent, CoreMesh, CoreStream
 from meshc.diagnostics import Diagnostic
 from meshc.graph import readers, writers
 from meshc.model import POLICY_DEFAULTS
-from meshc.render.common import COLORS, FAMILY_FRAME, Topology, topology
+from meshc.render.common import COLORS, FAMILY_FRAME, Topology, count, topology
 from meshc.render.live import LiveStats
 
 DURATIONS = ("timeout", "visibility_timeout")
@@ -61,8 +61,8 @@ def report(
         "<body>",
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">{_e(core.description.strip())}</p>',
-        f'<p class="sub">{len(core.agents)} agents, {len(core.streams)} streams, '
-        f"{core.partitions} partition(s)"
+        f'<p class="sub">{count(len(core.agents), "agent")}, '
+        f"{count(len(core.streams), 'stream')}, {count(core.partitions, 'partition')}"
         + (", live figures from the server" if live else "")
         + "</p>",
         "<h2>Diagram</h2>",

@@ -15,6 +15,7 @@ from meshc.render.common import (
     WRITE,
     Edge,
     Topology,
+    role_notes,
     topology,
     unique_ids,
 )
@@ -58,7 +59,7 @@ def _node(topo: Topology, name: str, live: LiveStats | None) -> str:
     node_id = topo.ids[name]
     core = topo.core
     if topo.is_agent(name):
-        notes = [core.agents[name].role]
+        notes = role_notes(core.agents[name])
         if live is not None and live.dead_note(name):
             notes.append(live.dead_note(name))
         return f'{node_id}[["{_label(name, notes)}"]]'

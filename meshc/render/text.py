@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from meshc.core import CoreMesh
-from meshc.render.common import Topology, topology
+from meshc.render.common import Topology, count, role_notes, topology
 from meshc.render.live import LiveStats
 
 UNICODE = ("├── ", "└── ", "│   ", "    ")
@@ -30,7 +30,8 @@ def text(core: CoreMesh, live: LiveStats | None = None, *, ascii: bool = False) 
     topo = topology(core)
     walk = _Walk(topo, live, ASCII if ascii else UNICODE)
     walk.lines += [
-        f"{core.name} v{core.version}: {len(core.agents)} agents, {len(core.streams)} streams",
+        f"{core.name} v{core.version}: {count(len(core.agents), 'agent')}, "
+        f"{count(len(core.streams), 'stream')}",
         "agents [role] write the streams below them; streams (type) are read below by "
         "each agent's consumer group",
     ]
@@ -67,7 +68,7 @@ def _visit(walk: _Walk, root: str) -> None:
 def _describe(walk: _Walk, name: str, via: str | None) -> str:
     core, live = walk.topo.core, walk.live
     if walk.topo.is_agent(name):
-        words = [name, f"[{core.agents[name].role}]"]
+        words = [name, f"[{'; '.join(role_notes(core.agents[name]))}]"]
         if live is not None and via is not None:
             words.append(f"({live.read_note(via, name)})")
         if live is not None and live.dead_count(name):

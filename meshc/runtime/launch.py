@@ -23,6 +23,7 @@ from meshc.runtime import cluster
 from meshc.runtime.agent import RECOVER_ENV, run_agent
 from meshc.runtime.connect import MeshOpsError
 from meshc.runtime.errors import ConfigError
+from meshc.runtime.preflight import unresolved_handlers
 from meshc.runtime.retention_loop import start_retention
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.supervisor import SECRET_ENV, SupervisorEvent, WorkerCommand, supervise
@@ -31,24 +32,34 @@ URL_ENV = "MESHC_WORKER_URL"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def _logging(verbose: bool) -> None:
-    """INFO by default; ``-v`` for DEBUG; ``MESHC_LOG_LEVEL`` (e.g. WARNING) overrides."""
+def _logging(verbose: bool, prog: str) -> bool:
+    """INFO by default; ``-v`` for DEBUG; ``MESHC_LOG_LEVEL`` (e.g. WARNING) overrides.
+    False, after saying why, for a level logging does not know."""
     level = os.environ.get("MESHC_LOG_LEVEL", "DEBUG" if verbose else "INFO").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        print(f"{prog}: MESHC_LOG_LEVEL={level}: use DEBUG, INFO, WARNING or ERROR",
+              file=sys.stderr)  # fmt: skip
+        return False
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    return True
 
 
 def agent_main(
     mesh: MeshSpec, agent: str, handler: Callable[..., Any] | None, argv: Sequence[str] | None
 ) -> int:
     """Run one replica of ``agent``; the process exit code."""
-    parser = argparse.ArgumentParser(prog=f"{mesh.name}.{agent}", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog=f"{mesh.name}.{agent}",
+        description=f"Run one replica of agent {agent} of mesh {mesh.name} until SIGTERM.",
+    )
     parser.add_argument("--redis", help="server URL (else MESHC_WORKER_URL, REDIS_URL, embedded)")
     parser.add_argument("--consumer", help="consumer name (default: host-pid-random)")
     parser.add_argument("--partitions", help="partitions to serve, e.g. 0-7,12 (default: all)")
     parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     args = parser.parse_args(argv)
-    _logging(args.verbose)
+    if not _logging(args.verbose, f"{mesh.name}.{agent}"):
+        return 2
     try:
         secret = sys.stdin.readline().strip() if os.environ.get(SECRET_ENV) == "1" else None
         url = args.redis or secret or os.environ.get(URL_ENV) or _resolve(start=False)
@@ -105,12 +116,27 @@ def worker_commands(
 
 def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
     """Start and supervise every agent of the mesh until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(prog=f"python -m {package}", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {package}",
+        description=f"Run every agent of mesh {mesh.name}, supervised, until SIGTERM.",
+    )
     parser.add_argument("--redis", help="server URL (else REDIS_URL, else the embedded server)")
-    parser.add_argument("--durability", choices=("default", "strict"), default=None)
+    parser.add_argument(
+        "--durability",
+        choices=("default", "strict"),
+        default=None,
+        help="embedded server fsync: everysec (default) or always (strict); kept for later "
+        "starts until changed",
+    )
     parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
     args = parser.parse_args(argv)
-    _logging(False)
+    if not _logging(False, f"python -m {package}"):
+        return 2
+    problems = unresolved_handlers(mesh)  # before any server or worker starts
+    for problem in problems:
+        print(f"{package}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
     try:
         url = cluster.cli_url(
             lambda: _resolve(start=True, explicit=args.redis, durability=args.durability),
@@ -153,6 +179,8 @@ def run_mesh(
     )
     log = logging.getLogger("meshc.run")
     log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
+    for command in commands:
+        log.debug("worker %s: %s", command.name, " ".join(command.argv))
     retention = start_retention(mesh, operator_url or url)  # trims while the mesh runs
     try:
         return supervise(commands, on_event=on_event, stop=stop)

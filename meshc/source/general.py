@@ -23,6 +23,7 @@ import yaml
 from meshc import codes
 from meshc.diagnostics import Diagnostic, Span
 from meshc.source.events import COLLECTION_TAGS, TAG_HELP, Loader, scalar
+from meshc.source.hints import flow_bracket_hint
 from meshc.source.limits import DEPTH_HELP, Limits, Refused
 from meshc.source.positions import Path, Region, pack
 from meshc.source.text import NeedPositions, Source, line_column
@@ -294,6 +295,10 @@ def _syntax_error(source: Source, limits: Limits, err: yaml.MarkedYAMLError) -> 
     if "nesting depth" in message:
         refusal = f"nesting deeper than {limits.max_depth} levels ({message})"
         return codes.REFUSED.at(span, refusal, help_text=DEPTH_HELP)
+    hint = flow_bracket_hint(source.line(line), column, message)
+    if hint is not None:
+        span = Span(source.path, line, hint.column, line, hint.end_column)
+        return codes.BAD_YAML.at(span, hint.message, help_text=hint.help)
     return codes.BAD_YAML.at(span, message, help_text=_yaml_help(message))
 
 

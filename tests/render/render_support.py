@@ -45,6 +45,13 @@ def example_core(path: Path) -> CoreMesh:
     return analysis.core
 
 
+def sequence_participants(core: CoreMesh) -> set[str]:
+    """Who a sequence diagram shows: every agent and stream, but a lane family as one
+    participant, ``review ×4``."""
+    free = {n for table in (core.agents, core.streams) for n, i in table.items() if not i.family}
+    return free | {f"{name} ×{len(lanes)}" for name, lanes in core.families.items() if lanes}
+
+
 def check_golden(name: str, actual: str) -> None:
     """Compare ``actual`` with ``golden/<name>`` byte for byte (or rewrite it on request)."""
     path = GOLDEN / name

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from meshc.render import render
 from meshc.render.live import GroupStats, LiveStats
-from render_support import EXAMPLES, Browser, example_core, mermaid_results
+from render_support import (
+    EXAMPLES,
+    Browser,
+    example_core,
+    mermaid_results,
+    sequence_participants,
+)
 
 
 def test_every_example_renders_in_mermaid(browser: Browser, tmp_path: Path) -> None:
@@ -40,7 +46,7 @@ def test_every_example_renders_in_mermaid(browser: Browser, tmp_path: Path) -> N
         edges = sum(len(a.reads) + len(a.writes) for a in core.agents.values())
         assert flow["edges"] == edges, flow
         seq = results[f"{path.stem}:sequence"]
-        assert {*core.agents, *core.streams} <= set(seq["actors"]), seq
+        assert sequence_participants(core) <= set(seq["actors"]), seq
 
 
 def test_mermaid_reports_a_broken_diagram(browser: Browser, tmp_path: Path) -> None:

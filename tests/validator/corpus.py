@@ -4,6 +4,8 @@ Expectations are YAML comments, so the file stays a mesh that `meshc validate` r
 
 * ``# E: MESH103`` (an error) or ``# W: MESH106`` (a warning) at the end of the line
   the diagnostic points at; several per line are allowed (``# E: MESH108, W: MESH106``);
+* ``# N: MESH107`` for a finding that follows from another error and is folded under
+  it as a note (``note: …:LINE:COL: as a result, … [MESH107]``), never listed itself;
 * header lines for what a line comment cannot say: ``# expect: MESH001@4`` (a file
   that is not UTF-8, an error at the end of the file), ``# resolve: true`` (validate
   with ``--resolve``, from the fixtures folder so that ``handlers.*`` imports) and
@@ -16,6 +18,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from meshc import codes
 from meshc.diagnostics import Diagnostic
@@ -23,12 +26,13 @@ from meshc.diagnostics import Diagnostic
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parents[2]
 
-_INLINE = re.compile(r"\b([EW]):\s*(MESH\d{3})\b")
+_INLINE = re.compile(r"\b([EWN]):\s*(MESH\d{3})\b")
+_FOLDED = re.compile(r"\[(MESH\d{3})\]$")  # the code at the end of a folded finding's note
 _EXPECT = re.compile(r"^#\s*expect:\s*(MESH\d{3})@(\d+)\s*$")
 _RESOLVE = re.compile(r"^#\s*resolve:\s*true\s*$")
 _MAX_BYTES = re.compile(r"^#\s*max-bytes:\s*(\d+)\s*$")
 
-Key = tuple[str, int, str]  # (code, line, "E" or "W")
+Key = tuple[str, int, str]  # (code, line, "E", "W" or "N")
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,24 @@ def all_cases() -> list[Case]:
 
 
 def actual(diags: list[Diagnostic]) -> Counter[Key]:
-    return Counter((d.code, d.span.line, letter(d.severity)) for d in diags)
+    """What was reported: each diagnostic, and each finding folded into one as a note."""
+    found = Counter((d.code, d.span.line, letter(d.severity)) for d in diags)
+    for d in diags:
+        for note in d.related:
+            if m := _FOLDED.search(note.message):
+                found[(m.group(1), note.span.line, "N")] += 1
+    return found
+
+
+def actual_json(report: dict[str, Any]) -> list[Key]:
+    """``actual`` of ``meshc validate --format json``'s output, sorted."""
+    found = []
+    for d in report["diagnostics"]:
+        found.append((d["code"], d["line"], d["severity"][0].upper()))
+        for note in d["related"]:
+            if m := _FOLDED.search(note["message"]):
+                found.append((m.group(1), note["line"], "N"))
+    return sorted(found)
 
 
 def mismatch(case: Case, diags: list[Diagnostic]) -> str:
@@ -102,6 +123,10 @@ def mismatch(case: Case, diags: list[Diagnostic]) -> str:
                 f"  reported, not expected: line {d.span.line}:{d.span.column}: "
                 f"{letter(d.severity)}: {d.code} {d.message}"
             )
+        for note in d.related:
+            m = _FOLDED.search(note.message)
+            if m and extra[(m.group(1), note.span.line, "N")] > 0:
+                lines.append(f"  folded, not expected: line {note.span.line}: N: {note.message}")
     where = case.path.relative_to(FIXTURES) if case.resolve else case.path.relative_to(ROOT)
     args = [str(where), *case.cli_args()[2:]]
     run_from = " (from tests/validator/fixtures)" if case.resolve else ""
