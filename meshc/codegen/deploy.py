@@ -175,7 +175,7 @@ def _agent(core: CoreMesh, app: str, agent: CoreAgent) -> AgentDeploy:
 
 def _probe(max_age: int) -> list[str]:
     """The liveness check: the worker's loop touched its heartbeat file lately."""
-    return ["python", "-m", "meshc.runtime.health", HEALTH_FILE, "--max-age", str(max_age)]
+    return ["python", "-m", "meshc.runtime.process.health", HEALTH_FILE, "--max-age", str(max_age)]
 
 
 def _api_key_env(agent: CoreAgent) -> str | None:

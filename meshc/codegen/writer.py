@@ -130,6 +130,16 @@ def diff_package(folder: Path, files: dict[str, bytes]) -> str:
     return "".join(chunks)
 
 
+def write_file(target: Path, data: bytes) -> None:
+    """Write one file atomically (a temporary file beside it, then a rename): a reader
+    never sees half of it, and a failed write leaves the old one. Every file meshc
+    writes for a user goes through here (packages, diagrams, the schema)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+
+
 def write_package(folder: Path, files: dict[str, bytes]) -> list[str]:
     """Write the files, remove generated files that are no longer produced; changed names."""
     have = _existing(folder)
@@ -140,10 +150,6 @@ def write_package(folder: Path, files: dict[str, bytes]) -> list[str]:
     for name, data in files.items():
         if have.get(name) == data:
             continue
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        write_file(folder / name, data)
         changed.append(name)
     return changed

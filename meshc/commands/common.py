@@ -22,7 +22,7 @@ from meshc.codegen.build import Built, build_cached
 from meshc.commands.output import add_color_option, emit
 from meshc.runtime.connect import ConnectError, redact
 from meshc.runtime.errors import MeshRuntimeError
-from meshc.runtime.server import ServerError, resolve_url
+from meshc.runtime.process.server import ServerError, resolve_url
 from meshc.runtime.spec import MeshSpec
 
 Handler = Callable[[argparse.Namespace], int]

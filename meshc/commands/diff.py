@@ -25,11 +25,11 @@ from meshc.commands.common import REDIS_HELP, guarded, server_url
 from meshc.commands.output import add_color_option, cannot_open, emit, use_color
 from meshc.diff import diff_meshes, finish
 from meshc.diff.findings import Report
-from meshc.diff.live import Facts, settle
 from meshc.diff.output import format_json, format_markdown, format_text
+from meshc.ops.diff_facts import Facts, settle
 from meshc.runtime import cluster
 from meshc.runtime.connect import redact, using
-from meshc.runtime.server import ServerNotRunning
+from meshc.runtime.process.server import ServerNotRunning
 
 
 def register(sub: Any) -> None:

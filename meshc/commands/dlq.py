@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from meshc.commands.common import add_mesh_options, guarded, load, server_url
-from meshc.runtime.admin import dlq_list, dlq_redrive
+from meshc.ops.admin import dlq_list, dlq_redrive
 
 
 def register(sub: Any) -> None:

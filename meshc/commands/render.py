@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from meshc.api import analyze_file
+from meshc.codegen.writer import write_file
 from meshc.commands.common import REDIS_HELP, guarded, load, server_url
 from meshc.commands.output import COLORS, can_encode, cannot_open, emit
 from meshc.ops.live import read_live
@@ -126,8 +128,7 @@ def _write(out: str | bytes, path: str | None) -> int:
         return 0
     data = out.encode("utf-8") if isinstance(out, str) else out
     try:
-        with open(path, "wb") as handle:
-            handle.write(data)
+        write_file(Path(path), data)
     except OSError as err:
         return _fail(f"{path}: error: cannot write: {err.strerror or err}", 2)
     print(f"meshc render: wrote {path}", file=sys.stderr)

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
+from meshc.ops.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, env_name
 from meshc.runtime import cluster
-from meshc.runtime.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, env_name
 from meshc.runtime.connect import redact
-from meshc.runtime.launch import LOG_FORMAT, run_mesh
-from meshc.runtime.supervisor import SupervisorEvent
+from meshc.runtime.process.launch import LOG_FORMAT, run_mesh
+from meshc.runtime.process.supervisor import SupervisorEvent
 
 LEVEL_ENV = "MESHC_LOG_LEVEL"
 log = logging.getLogger("meshc.run")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
+from meshc.codegen.writer import write_file
 from meshc.model import json_schema
 
 
@@ -22,8 +25,11 @@ def schema_text() -> str:
 def run(args: argparse.Namespace) -> int:
     text = schema_text()
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            write_file(Path(args.output), text.encode("utf-8"))
+        except OSError as err:
+            print(f"{args.output}: error: cannot write: {err.strerror or err}", file=sys.stderr)
+            return 2
     else:
         print(text, end="")
     return 0

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from meshc.commands.common import guarded
-from meshc.runtime.server import FSYNC, ensure_server, server_status, stop_server
+from meshc.runtime.process.server import FSYNC, ensure_server, server_status, stop_server
 
 FSYNC_NAMES = {name: f"durability {name}: appendfsync {mode}" for name, mode in FSYNC.items()}
 

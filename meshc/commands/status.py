@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from meshc.commands.common import add_mesh_options, guarded, load, server_url
+from meshc.ops.admin import format_status, status
 from meshc.runtime import cluster
-from meshc.runtime.admin import format_status, status
 
 
 def register(sub: Any) -> None:

@@ -23,8 +23,8 @@ from meshc.commands.common import (
     server_url,
     unknown_stream,
 )
+from meshc.ops.client import MeshClient
 from meshc.runtime import cluster
-from meshc.runtime.client import MeshClient
 from meshc.runtime.spec import MeshSpec
 from pydantic import ValidationError
 

@@ -22,8 +22,8 @@ from meshc.commands.common import (
     server_url,
     unknown_stream,
 )
+from meshc.ops.client import MeshClient
 from meshc.runtime import cluster
-from meshc.runtime.client import MeshClient
 
 NAME = "tail"
 ENTRY_ID = re.compile(r"\d+(-\d+)?")

@@ -5,7 +5,7 @@ The comparison is made on the analysed core meshes (lane families expanded, poli
 filled in from the defaults), never on YAML text, so moving a key or a comment is
 not a change and a default that changes every agent's policy is. Each change is a
 :class:`~meshc.diff.findings.Finding` classified safe, restart or breaks (see
-:mod:`meshc.diff.findings`); :mod:`meshc.diff.live` sharpens the classification
+:mod:`meshc.diff.findings`); :mod:`meshc.ops.diff_facts` sharpens the classification
 with what a server holds. docs/operations.md shows the command; docs/compatibility.md
 holds the rules for message types.
 """

@@ -19,7 +19,7 @@ Many changes break only if the server still holds something: entries written und
 the old type, a group's pending entries, open joins. Such a finding carries
 :class:`Condition` s: without a server it is reported at its worst (``breaks if
 `doc.review.tasks` still holds unprocessed entries``); with one, the conditions are
-read (``meshc.diff.live``) and the finding is ``breaks`` if any holds, else its
+read (``meshc.ops.diff_facts``) and the finding is ``breaks`` if any holds, else its
 ``clear`` level.
 """
 

@@ -24,7 +24,7 @@ from meshc.gateway.config import GatewayConfig
 from meshc.gateway.delivery import ResultLog
 from meshc.gateway.http import BearerAuth
 from meshc.gateway.results import ResultHub
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 from meshc.runtime.connect import check_async, connect, connect_async
 from starlette.applications import Starlette
 from starlette.middleware import Middleware

@@ -34,7 +34,7 @@ import redis.asyncio
 from meshc import __version__
 from meshc.gateway import records, signing, streams
 from meshc.gateway.config import Webhooks
-from meshc.runtime.client import Entry, RawEntry, decode_entry
+from meshc.ops.client import Entry, RawEntry, decode_entry
 from meshc.runtime.spec import MeshSpec
 
 GROUP = records.NAME

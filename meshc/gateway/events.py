@@ -21,8 +21,8 @@ from typing import Any
 
 import redis.asyncio
 from meshc.gateway import streams
+from meshc.ops.client import decode_entry
 from meshc.runtime import keys
-from meshc.runtime.client import decode_entry
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.wire import id_order
 

@@ -20,7 +20,7 @@ from typing import Any, cast
 import orjson
 import redis
 import redis.asyncio
-from meshc.runtime.client import Entry
+from meshc.ops.client import Entry
 from meshc.runtime.wire import id_order
 
 NAME = "meshc-gateway"

@@ -20,7 +20,7 @@ import redis
 import redis.asyncio
 from meshc.gateway import streams
 from meshc.gateway.records import ResultItem
-from meshc.runtime.client import decode_entry
+from meshc.ops.client import decode_entry
 from meshc.runtime.spec import MeshSpec
 
 RECENT = 10_000

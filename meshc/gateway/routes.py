@@ -24,7 +24,7 @@ from meshc.gateway import events, records, streams
 from meshc.gateway.app import Gateway
 from meshc.gateway.config import GatewayConfigError, check_webhook_url
 from meshc.gateway.http import TooLarge, json, problem, read_body
-from meshc.runtime.client import BackpressureError, PayloadTooLarge, SubmitError
+from meshc.ops.client import BackpressureError, PayloadTooLarge, SubmitError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any, cast
 
 import redis.asyncio
+from meshc.ops.client import RawEntry
 from meshc.runtime import cluster, keys
-from meshc.runtime.client import RawEntry
 from meshc.runtime.spec import MeshSpec
 
 # One blocking read waits at most this long: under redis-py's socket read timeout,

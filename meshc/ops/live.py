@@ -1,6 +1,6 @@
 """The live numbers of ``meshc render --live``, read with ``meshc status``'s reads.
 
-:func:`meshc.runtime.admin.status` reads lengths, groups (lag counted by hand where
+:func:`meshc.ops.admin.status` reads lengths, groups (lag counted by hand where
 the server cannot say) and dead letters over every partition; this module only
 reshapes its report into the :class:`~meshc.render.live.LiveStats` that renderers
 draw, so the diagram and ``meshc status`` never disagree.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from meshc.ops.admin import status
 from meshc.render.live import GroupStats, LiveStats
-from meshc.runtime.admin import status
 from meshc.runtime.spec import MeshSpec
 
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from meshc.ops.client import RawEntry, decode_entry, read_range
 from meshc.ops.trace_model import Hop, OpenEnd, Scan, TaskTrace, TraceEntry, build_hops
 from meshc.runtime import keys
-from meshc.runtime.client import RawEntry, decode_entry, read_range
 from meshc.runtime.connect import MeshOpsError
 from meshc.runtime.spec import AgentSpec, MeshSpec
 from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE, id_order

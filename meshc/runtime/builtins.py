@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from meshc.runtime.context import Context, Joined
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.lane import Lane
+from meshc.runtime.spec import AgentSpec
 from pydantic import BaseModel
 
 
@@ -70,6 +71,20 @@ class Llm(WorkerBuiltin):
 
 
 BUILTINS: dict[str, Callable[..., Any]] = {"fanout": fanout, "merge": merge, "llm": Llm()}
+
+
+def resolve_handler(spec: AgentSpec, handler: Callable[..., Any] | None) -> Callable[..., Any]:
+    """The handler to run: the given one, else a built-in by name, else the role default."""
+    if handler is not None:
+        return handler
+    if spec.handler in BUILTINS:
+        return BUILTINS[spec.handler]
+    if spec.role == "coordinator":
+        return fanout
+    if spec.role == "aggregator":
+        return merge
+    raise ConfigError(f"agent {spec.name!r}: no handler given and {spec.handler!r} is no built-in")
+
 
 # Built-ins the executor runs on the event loop rather than in its thread pool: pure
 # and fast, so a thread hop would cost more than the call (see ``execute.py``). Not

@@ -428,3 +428,21 @@ def parse_partitions(text: str, total: int | None = None) -> list[int]:
     if total is not None and any(p >= total for p in out):
         raise ClusterConfigError(f"partitions {text!r}: the mesh has partitions 0-{total - 1}")
     return sorted(set(out))
+
+
+def make_reader(
+    mesh: MeshSpec,
+    agent: str,
+    consumer: str,
+    inputs: dict[bytes, tuple[str, int]],
+    log: logging.Logger,
+    url: str,
+) -> Reader:
+    """The reader of a worker: one XREADGROUP over every key on a single server, one per
+    partition on a cluster (where a single partition is refused: commits would cross
+    slots)."""
+    policy = mesh.agents[agent].policy
+    if not is_cluster_url(url):
+        return Reader(agent, consumer, inputs, policy, log)
+    require_partitions(mesh, url)
+    return ClusterReader(agent, consumer, inputs, policy, log, url)

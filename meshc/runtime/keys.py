@@ -8,6 +8,10 @@ one cluster slot and every script stays legal on a cluster.
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from meshc.runtime.spec import MeshSpec
 
 
 def tag(mesh: str, partition: int, partitions: int) -> str:
@@ -17,6 +21,11 @@ def tag(mesh: str, partition: int, partitions: int) -> str:
 
 def stream_key(stream: str, mesh: str, partition: int = 0, partitions: int = 1) -> str:
     return stream + tag(mesh, partition, partitions)
+
+
+def stream_keys(mesh: MeshSpec, stream: str) -> list[str]:
+    """Every server key of a logical stream: one per partition."""
+    return [stream_key(stream, mesh.name, p, mesh.partitions) for p in range(mesh.partitions)]
 
 
 def private_key(mesh: str, agent: str, what: str, partition: int = 0, partitions: int = 1) -> str:

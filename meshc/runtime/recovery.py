@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from meshc.runtime import keys
 from meshc.runtime.reader import Reader
@@ -39,14 +38,6 @@ KILL_LIMIT = 2  # deaths while running alone before an entry is dead-lettered
 PAGE = 10_000
 
 Entry = tuple[bytes, bytes, int]  # key, id, deliveries
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """An entry that killed its worker ``deaths`` times while running alone."""
-
-    delivery: Delivery
-    deaths: int
 
 
 class Recovery:
@@ -79,11 +70,10 @@ class Recovery:
         self,
         r: Redis,
         handle: Callable[[list[Delivery]], Awaitable[None]],
-        dead: Callable[[Verdict], Awaitable[None]],
     ) -> int:
         """Run every entry this consumer holds, in rounds; ``handle`` runs one round
-        and returns once all of it is settled, ``dead`` dead-letters a killer. Returns
-        the number of entries recovered."""
+        (or dead-letters a killer: its ``verdict`` is set) and returns once all of it
+        is settled. Returns the number of entries recovered."""
         held = await self._held(r)
         if not held:
             await self._clear(r)
@@ -99,7 +89,7 @@ class Recovery:
             killer = died[0]
             deaths = await self._count_death(r, killer)
             if deaths >= KILL_LIMIT:
-                await self._dead(r, killer, deaths, dead)
+                await self._dead(r, killer, deaths, handle)
                 held.remove(killer)
                 died = []
         if len(died) > 1:
@@ -157,11 +147,15 @@ class Recovery:
         return deaths
 
     async def _dead(
-        self, r: Redis, e: Entry, deaths: int, dead: Callable[[Verdict], Awaitable[None]]
+        self, r: Redis, e: Entry, deaths: int, handle: Callable[[list[Delivery]], Awaitable[None]]
     ) -> None:
         claimed = await self.reader.claim(r, e[0], [(e[1], e[2])], 0, count=True)
-        if claimed:
-            await dead(Verdict(claimed[0], deaths))
+        for d in claimed:
+            d.verdict = (
+                f"its worker process died {deaths} times while handling it alone "
+                "(killed, out of memory, or a crash in native code)"
+            )
+        await handle(claimed)
         p = self.reader.inputs[e[0]][1]
         await r.hdel(self.deaths[p], _member(e))
 

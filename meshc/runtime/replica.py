@@ -1,15 +1,22 @@
-"""Who a worker is: its consumer name, the partitions it serves, and its counters."""
+"""Who a worker is: its consumer name, the partitions it serves, its counters, and
+what it records about itself for ``meshc status``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.spec import MeshSpec
+from meshc.runtime.transport import TRANSIENT
+from redis.asyncio import Redis
+
+EXIT_STUCK = 3  # exit code when handler threads are stuck past their deadline
 
 
 def default_consumer() -> str:
@@ -44,3 +51,16 @@ class Stats:
     joins_emitted: int = 0
     recovered: int = 0
     stuck_exits: int = 0
+
+
+async def record_stuck(redis: Redis, key: str, note: str, log: logging.Logger) -> None:
+    """Say where ``meshc status`` looks (the agent's health hash) that a worker exited
+    because handler calls were stuck past their deadline."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    pipe = redis.pipeline(transaction=False)
+    pipe.hincrby(key, "stuck_exits", 1)
+    pipe.hset(key, "last_stuck", f"{stamp} {note}; exited for a fresh process")
+    try:
+        await pipe.execute()
+    except TRANSIENT as exc:
+        log.warning("could not record the exit in %s: %s", key, exc)

@@ -11,7 +11,7 @@ whose group does not exist yet stops everything: it will read from the first ent
 
 The same script counts what it removed, and notes what stopped it, in a small hash
 per stream key (:func:`meshc.runtime.keys.retention_record`), which ``meshc status``
-shows. ``meshc trim`` runs one pass; :mod:`meshc.runtime.retention_loop` runs passes
+shows. ``meshc trim`` runs one pass; :mod:`meshc.runtime.process.retention_loop` runs passes
 in the background of ``meshc run``.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import redis
 from meshc.runtime import keys
-from meshc.runtime.client import stream_keys
 from meshc.runtime.connect import using
+from meshc.runtime.keys import stream_keys
 from meshc.runtime.spec import MeshSpec, StreamSpec
 
 TRIM_CHUNK = 10_000  # entries one script call removes at most: the server stays responsive

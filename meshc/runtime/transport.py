@@ -10,6 +10,8 @@ keeping TLS and unix-socket classes as they are.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any, cast
 
 from hiredis import pack_command as _hiredis_pack
@@ -35,6 +37,30 @@ def is_busy(exc: ResponseError) -> bool:
     """The server is running a long script (``BUSY``): it answers again when that ends
     or is killed, so the worker waits instead of dying."""
     return str(exc).startswith("BUSY")
+
+
+def waitable(exc: BaseException) -> bool:
+    """An error to wait out: the server is away, restarting, failing over or busy."""
+    return isinstance(exc, TRANSIENT) or (isinstance(exc, ResponseError) and is_busy(exc))
+
+
+class Backoff:
+    """Pauses between attempts against a server that is away: 50 ms doubling to 2 s,
+    back to 50 ms after a success (``reset``)."""
+
+    def __init__(self, log: logging.Logger, first: float = 0.05, cap: float = 2.0) -> None:
+        self.log = log
+        self.first = first
+        self.cap = cap
+        self.delay = first
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+    async def pause(self, what: str, exc: BaseException) -> None:
+        self.log.warning("%s (%s); retrying in %.2f s", what, exc, self.delay)
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.cap)
 
 
 def make_client(redis_url: str) -> Redis:

@@ -46,7 +46,8 @@ class Delivery:
     ``attempt`` is the delivery count the server keeps in the group's pending list:
     1 for a fresh read, higher after a retry. ``recovered`` marks an entry that a
     predecessor of this worker held when it died (see ``recovery``): it is run again
-    without counting against ``max_deliveries``.
+    without counting against ``max_deliveries``; ``verdict`` says why one of them is
+    to be dead-lettered instead of run.
     """
 
     key: bytes
@@ -56,6 +57,7 @@ class Delivery:
     fields: Fields
     attempt: int = 1
     recovered: bool = False
+    verdict: str | None = None  # recovery found it killed its worker: dead-letter it
 
     @property
     def trace(self) -> bytes:

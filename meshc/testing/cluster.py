@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 import redis
-from meshc.runtime.server import ServerError, find_binary, free_port
+from meshc.runtime.process.server import ServerError, find_binary, free_port
 
 SLOTS = 16384
 START_TIMEOUT = 20.0

@@ -35,8 +35,8 @@ from typing import Any
 
 import orjson
 from hypothesis import strategies as st
+from meshc.ops.client import Submitted
 from meshc.runtime import keys
-from meshc.runtime.client import Submitted
 from meshc.runtime.spec import MeshSpec
 from meshc.testing.harness import HarnessError, Hop, RunningMesh
 from meshc.testing.outcome import CheckFailure, Outcome, RunSettings, run_property

@@ -26,21 +26,22 @@ from types import TracebackType
 from typing import Any
 
 import redis
-from meshc.runtime import keys
-from meshc.runtime.client import (
+from meshc.ops.client import (
     MeshClient,
     Result,
     Submitted,
     decode_entry,
     group_lag,
     read_range,
-    stream_keys,
 )
+from meshc.runtime import keys
+from meshc.runtime.builtins import resolve_handler
 from meshc.runtime.connect import connect
 from meshc.runtime.context import Context
+from meshc.runtime.keys import stream_keys
 from meshc.runtime.replica import Stats
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.worker import Worker, resolve_handler
+from meshc.runtime.worker import Worker
 from meshc.testing.tap import Tap
 
 Handler = Callable[..., Any]

@@ -20,10 +20,9 @@ from typing import Any
 from meshc.api import Analysis, MeshError, analyze_file
 from meshc.codegen.build import build_cached
 from meshc.core import CoreMesh
-from meshc.runtime.builtins import BUILTINS
+from meshc.runtime.builtins import BUILTINS, resolve_handler
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.spec import AgentSpec, MeshSpec
-from meshc.runtime.worker import resolve_handler
 
 Handler = Callable[..., Any]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import redis
 from meshc.runtime import keys
-from meshc.runtime.client import stream_keys
 from meshc.runtime.connect import connect
+from meshc.runtime.keys import stream_keys
 from meshc.runtime.spec import MeshSpec
 from meshc.testing import checks
 from meshc.testing.e2e import EndToEnd

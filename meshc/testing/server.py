@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 import redis
-from meshc.runtime.server import ServerError, find_binary, free_port
+from meshc.runtime.process.server import ServerError, find_binary, free_port
 
 START_TIMEOUT = 10.0
 

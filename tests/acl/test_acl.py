@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis
 from meshc.codegen.build import build_cached
-from meshc.runtime.acl import apply_users, load_passwords, split_rule, with_credentials
-from meshc.runtime.client import MeshClient
-from meshc.runtime.launch import run_mesh
+from meshc.ops.acl import apply_users, load_passwords, split_rule, with_credentials
+from meshc.ops.client import MeshClient
+from meshc.runtime.process.launch import run_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 

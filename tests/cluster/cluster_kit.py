@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 import redis
+from meshc.ops.client import read_range
 from meshc.runtime import keys
-from meshc.runtime.client import read_range
 from meshc.runtime.connect import connect
 
 REPO = Path(__file__).resolve().parents[2]

@@ -35,7 +35,7 @@ import pytest
 from cluster_kit import intake_docs, meshc_run, review_mesh, summaries, task, wait_for
 from conftest import long_only
 from meshc.codegen.build import build_cached
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 from meshc.runtime.spec import MeshSpec
 from meshc.testing.cluster import LocalCluster
 from redis.crc import key_slot

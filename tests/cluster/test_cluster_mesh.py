@@ -26,7 +26,7 @@ from cluster_kit import (
     task,
     wait_for,
 )
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 from meshc.testing.cluster import LocalCluster
 
 TASKS = 300

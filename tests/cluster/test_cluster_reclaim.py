@@ -21,8 +21,8 @@ import orjson
 import redis
 from cluster_kit import meshc, wait_for
 from meshc.codegen.build import build_cached
+from meshc.ops.client import MeshClient
 from meshc.runtime import keys
-from meshc.runtime.client import MeshClient
 from meshc.runtime.connect import connect
 from meshc.testing.cluster import LocalCluster
 

@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from meshc.runtime import cluster, health, scripts
-from meshc.runtime.agent import run_agent
+from meshc.runtime import cluster, scripts
 from meshc.runtime.cluster import (
     ClusterConfigError,
     PartitionsError,
@@ -19,6 +18,8 @@ from meshc.runtime.cluster import (
     stream_read_keys,
 )
 from meshc.runtime.connect import ConnectError, ServerUnreachable, connect, redact
+from meshc.runtime.process import health
+from meshc.runtime.process.agent import run_agent
 from meshc.runtime.replicas import ReplicaWait
 from meshc.runtime.spec import AgentSpec, MeshSpec, StreamSpec
 from meshc.runtime.transport import make_client

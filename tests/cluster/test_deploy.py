@@ -116,7 +116,7 @@ def test_deployments_validate_against_the_kubernetes_schemas(compiled: Path) -> 
         agent = doc["metadata"]["name"].removeprefix("doc-review-")
         assert container["command"] == ["python", "-m", f"doc_review.agents.{agent}"]
         probe = container["livenessProbe"]["exec"]["command"]
-        assert probe[:3] == ["python", "-m", "meshc.runtime.health"]
+        assert probe[:3] == ["python", "-m", "meshc.runtime.process.health"]
         env = {e["name"]: e for e in container["env"]}
         assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "doc-review-redis",
                                                                   "key": "url"}  # fmt: skip
@@ -181,7 +181,12 @@ def test_compose_file_has_one_service_per_agent(compiled: Path) -> None:
         agent = name.removeprefix("doc-review-")
         assert svc["command"] == ["python", "-m", f"doc_review.agents.{agent}"]
         assert svc["deploy"]["replicas"] == 1 and svc["stop_signal"] == "SIGTERM"
-        assert svc["healthcheck"]["test"][:4] == ["CMD", "python", "-m", "meshc.runtime.health"]
+        assert svc["healthcheck"]["test"][:4] == [
+            "CMD",
+            "python",
+            "-m",
+            "meshc.runtime.process.health",
+        ]
         assert "REDIS_URL" in svc["environment"] and "MESHC_HEALTH_FILE" in svc["environment"]
     assert services["valkey"]["profiles"] == ["local"]
 

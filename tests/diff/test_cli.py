@@ -12,7 +12,7 @@ import pytest
 import redis
 from meshc.cli import build_parser, main
 from meshc.runtime.connect import redact
-from meshc.runtime.server import ensure_server, stop_server
+from meshc.runtime.process.server import ensure_server, stop_server
 
 CORPUS = Path(__file__).parent / "corpus"
 

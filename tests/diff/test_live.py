@@ -13,7 +13,7 @@ from meshc.api import analyze_file, analyze_text
 from meshc.core import CoreMesh
 from meshc.diff import diff_meshes, finish
 from meshc.diff.findings import Finding, Report
-from meshc.diff.live import Facts, settle
+from meshc.ops.diff_facts import Facts, settle
 from meshc.runtime import keys
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from meshc.runtime.server import ensure_server, stop_server
+from meshc.runtime.process.server import ensure_server, stop_server
 
 
 @pytest.fixture

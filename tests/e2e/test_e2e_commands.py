@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from e2e_kit import Outcome, build, cli, wait_for, write_mesh, xlen
 from meshc.demo import running_workers
-from meshc.runtime.server import server_status
+from meshc.runtime.process.server import server_status
 
 MESH = """\
     mesh: poison

@@ -20,8 +20,8 @@ import orjson
 import redis
 from e2e_kit import build, pending, wait_for, write_mesh, xlen
 from meshc.codegen.build import Built
-from meshc.runtime.client import MeshClient, read_range
-from meshc.runtime.launch import URL_ENV
+from meshc.ops.client import MeshClient, read_range
+from meshc.runtime.process.launch import URL_ENV
 
 TASKS = 200
 MESH = """\

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from e2e_kit import cli, meshc_process
-from meshc.runtime.server import ensure_server, stop_server
+from meshc.runtime.process.server import ensure_server, stop_server
 from pytest import TempPathFactory
 
 from meshes import load_samples

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from e2e_kit import REPO, cli
 from meshc.demo import build_review_mesh, review_tasks
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 
 DOCS = {
     "a": "This are a short note. It have two errors.\n",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from e2e_kit import build, cli, meshc_process, write_mesh
-from meshc.runtime.preflight import unresolved_handlers
+from meshc.runtime.process.preflight import unresolved_handlers
 
 MESH = """\
     mesh: typos

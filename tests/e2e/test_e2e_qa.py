@@ -7,7 +7,7 @@ from pathlib import Path
 
 from meshc.codegen.build import build_cached
 from meshc.demo import running_workers
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 
 from meshes.qa import sample_questions
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import orjson
 import redis
 from e2e_kit import build, cli, wait_for, write_mesh
+from meshc.ops.acl import with_credentials
+from meshc.ops.client import MeshClient
 from meshc.runtime import keys
-from meshc.runtime.acl import with_credentials
-from meshc.runtime.client import MeshClient
 
 MAXLEN = 40
 TASKS, BATCH = 3000, 20  # a batch every 50 ms: 7.5 s of traffic, many passes

@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 from e2e_kit import cli, xlen
 from meshc.demo import build_review_mesh, review_mesh_file, review_tasks, running_workers
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 
 from meshes import load_samples
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 import redis
 from e2e_kit import cli, wait_for, write_mesh
-from meshc.runtime.acl import with_credentials
+from meshc.ops.acl import with_credentials
 
 MESH = """\
     mesh: echoes

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from e2e_kit import Outcome, build, cli, wait_for, write_mesh, xlen
 from meshc.demo import build_review_mesh, review_mesh_file, running_workers
-from meshc.runtime.client import MeshClient
-from meshc.runtime.server import ensure_server, stop_server
+from meshc.ops.client import MeshClient
+from meshc.runtime.process.server import ensure_server, stop_server
 
 RENDER_TESTS = Path(__file__).resolve().parents[1] / "render"
 if str(RENDER_TESTS) not in sys.path:  # the Mermaid-in-Chromium harness of the render tests

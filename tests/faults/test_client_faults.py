@@ -7,7 +7,7 @@ import time
 
 import orjson
 import redis
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 from meshc.runtime.spec import AgentSpec, MeshSpec, StreamSpec
 from pydantic import BaseModel
 

@@ -25,10 +25,10 @@ import pytest
 import redis
 from meshc.cli import main as meshc
 from meshc.codegen.build import build_cached
-from meshc.runtime.client import MeshClient
-from meshc.runtime.launch import worker_commands
+from meshc.ops.client import MeshClient
+from meshc.runtime.process.launch import worker_commands
+from meshc.runtime.process.supervisor import Backoff, SupervisorEvent, supervise
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.supervisor import Backoff, SupervisorEvent, supervise
 from meshc.runtime.wire import id_order
 
 HERE = Path(__file__).resolve().parent

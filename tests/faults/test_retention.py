@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import redis
-from meshc.runtime import admin
-from meshc.runtime.client import MeshClient
+from meshc.ops import admin
+from meshc.ops.client import MeshClient
 from meshc.runtime.spec import AgentSpec, MeshSpec, Policy, StreamSpec
 from meshc.runtime.wire import id_order
 from meshc.runtime.worker import Worker

@@ -11,7 +11,7 @@ import httpx
 import orjson
 from gateway_kit import AUTH, TASK, Start, wait_until
 from meshc.gateway.config import Limits
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 from meshc.runtime.spec import MeshSpec
 
 Mesh = tuple[MeshSpec, str]

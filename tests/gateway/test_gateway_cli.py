@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 from gateway_kit import AUTH, TOKEN, Start, cli, wait_until
-from meshc.runtime.server import free_port
+from meshc.runtime.process.server import free_port
 from meshc.runtime.spec import MeshSpec
 from openapi_spec_validator import validate
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from gateway_kit import cli
 from meshc.gateway.demo import BEGIN, END
-from meshc.runtime.server import free_port, stop_server
+from meshc.runtime.process.server import free_port, stop_server
 
 
 def test_the_printed_commands_work(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from gateway_kit import AUTH, SECRET, TASK, Receiver, Start, receiving, tokens, 
 from meshc.gateway import runner, signing
 from meshc.gateway.config import GatewayConfig, Webhooks
 from meshc.gateway.delivery import GROUP, failed_key
-from meshc.runtime.client import MeshClient
+from meshc.ops.client import MeshClient
 from meshc.runtime.spec import MeshSpec
 
 Mesh = tuple[MeshSpec, str]

@@ -14,8 +14,8 @@ import redis
 from fake_server import FakeLLM
 from llm_kit import data
 from meshc.codegen.build import Built
-from meshc.runtime import admin
-from meshc.runtime.acl import apply_users, load_passwords, with_credentials
+from meshc.ops import admin
+from meshc.ops.acl import apply_users, load_passwords, with_credentials
 from meshc.runtime.builtins import BUILTINS
 from meshc.runtime.llm import call as llm_call
 from meshc.runtime.llm.settings import demo_overrides

@@ -14,7 +14,7 @@ import pytest
 from fake_server import FakeLLM
 from llm_kit import KEY_ENV, REVIEW_LLM, SECRET, data, llm_mesh, only_dead_letter, worker
 from meshc.codegen.build import Built
-from meshc.runtime import admin
+from meshc.ops import admin
 from meshc.runtime.builtins import BUILTINS
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.llm import call as llm_call

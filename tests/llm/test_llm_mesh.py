@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fake_server import FakeLLM
 from meshc.codegen.build import Built
-from meshc.runtime import admin
-from meshc.runtime.client import MeshClient
-from meshc.runtime.launch import run_mesh
+from meshc.ops import admin
+from meshc.ops.client import MeshClient
 from meshc.runtime.llm.settings import demo_overrides
+from meshc.runtime.process.launch import run_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 LENSES = ["clarity", "grammar", "structure", "tone"]

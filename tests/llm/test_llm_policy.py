@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fake_server import FakeLLM
 from llm_kit import data, llm_mesh, worker
-from meshc.runtime import admin
+from meshc.ops import admin
 from meshc.runtime.commit import CommitBatch
 from meshc.runtime.llm.store import Limits, SharedState, bucket
 from meshc.runtime.worker import Worker

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fake_server import FakeLLM
 from llm_kit import data, llm_mesh, worker
-from meshc.runtime import admin
+from meshc.ops import admin
 from meshc.runtime.llm import call as llm_call
 from redis.asyncio import Redis
 from stream_kit import add, entries, has, running, until

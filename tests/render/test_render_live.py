@@ -17,10 +17,10 @@ import redis
 from meshc.api import analyze_file
 from meshc.codegen.build import build_cached
 from meshc.core import CoreMesh
+from meshc.ops.admin import status
 from meshc.ops.live import live_stats, read_live
 from meshc.render import render
 from meshc.render.live import GroupStats
-from meshc.runtime.admin import status
 from meshc.runtime.spec import MeshSpec
 from render_support import ROOT
 

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import redis
-from meshc.runtime.server import ensure_server, stop_server
+from meshc.runtime.process.server import ensure_server, stop_server
 from meshc.runtime.spec import AgentSpec, JoinSpec, MeshSpec, StreamSpec
 from pydantic import BaseModel
 

@@ -10,9 +10,10 @@ import orjson
 import pytest
 import redis
 from meshc.commands.dlq import format_letter
-from meshc.runtime import admin, keys
-from meshc.runtime.admin import AdminError
-from meshc.runtime.client import MeshClient
+from meshc.ops import admin
+from meshc.ops.admin import AdminError
+from meshc.ops.client import MeshClient
+from meshc.runtime import keys
 from meshc.runtime.scripts import RETRY_CONSUMER
 from ops_fixtures import fresh_client, make_mesh, shared_url
 

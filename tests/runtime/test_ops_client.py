@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 import redis
-from meshc.runtime import keys
-from meshc.runtime.client import (
+from meshc.ops.client import (
     BackpressureError,
     MeshClient,
     SubmitError,
@@ -18,6 +17,7 @@ from meshc.runtime.client import (
     decode_entry,
     stream_backlog,
 )
+from meshc.runtime import keys
 from ops_fixtures import Task, fresh_client, make_mesh
 
 

@@ -11,8 +11,9 @@ from dataclasses import replace
 import orjson
 import pytest
 import redis
-from meshc.runtime import admin, keys, retention
-from meshc.runtime.client import MeshClient
+from meshc.ops import admin
+from meshc.ops.client import MeshClient
+from meshc.runtime import keys, retention
 from meshc.runtime.retention import Hold, trim, trim_report
 from ops_fixtures import make_mesh
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import redis
 from cli_kit import cli
-from meshc.runtime import server
 from meshc.runtime.connect import (
     ConnectError,
     ServerUnreachable,
@@ -27,7 +26,8 @@ from meshc.runtime.connect import (
     parse_url,
     redact,
 )
-from meshc.runtime.server import (
+from meshc.runtime.process import server
+from meshc.runtime.process.server import (
     ServerBinaryNotFound,
     ServerNotRunning,
     ensure_server,
@@ -155,7 +155,7 @@ def test_a_taken_port_moves_the_server_and_says_so(
 
 def test_concurrent_ensure_starts_one_server(folder: Path) -> None:
     code = (
-        "import json, sys; from meshc.runtime.server import ensure_server; "
+        "import json, sys; from meshc.runtime.process.server import ensure_server; "
         "i = ensure_server(sys.argv[1]); print(json.dumps([i.url, i.pid]))"
     )
     procs = [

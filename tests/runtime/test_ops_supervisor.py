@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from meshc.runtime.supervisor import (
+from meshc.runtime.process.supervisor import (
     Backoff,
     SupervisorEvent,
     WorkerCommand,
@@ -113,7 +113,7 @@ def test_sigterm_is_forwarded_and_waited_for(tmp_path: Path) -> None:
     """)
     parent = textwrap.dedent(f"""
         import sys
-        from meshc.runtime.supervisor import WorkerCommand, supervise
+        from meshc.runtime.process.supervisor import WorkerCommand, supervise
         cmd = WorkerCommand("w", [sys.executable, "-c", {child!r}])
         sys.exit(supervise([cmd], on_event=lambda e: print(e.kind, flush=True)))
     """)

@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 import pytest
 from meshc.runtime import keys
-from meshc.runtime.agent import run_agent
 from meshc.runtime.context import Context
 from meshc.runtime.errors import ConfigError, UndeclaredStream
+from meshc.runtime.process.agent import run_agent
 from redis.asyncio import Redis
 from stream_kit import add, add_fields, entries, has, running, until
 from worker_kit import Note, Result, Task, agent, echo_mesh, key_names, mesh, payloads, worker

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from meshc.runtime import admin
+from meshc.ops import admin
 from meshc.runtime.context import Context
+from meshc.runtime.replica import EXIT_STUCK
 from meshc.runtime.scripts import RETRY_CONSUMER
-from meshc.runtime.worker import EXIT_STUCK
 from redis.asyncio import Redis
 from stream_kit import add, entries, has, running, until
 from worker_kit import Result, Task, echo_mesh, payloads, worker

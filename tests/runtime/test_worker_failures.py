@@ -13,8 +13,8 @@ from pathlib import Path
 
 import orjson
 import redis
-from meshc.runtime.agent import run_agent
 from meshc.runtime.context import Context
+from meshc.runtime.process.agent import run_agent
 from redis.asyncio import Redis
 from stream_kit import add, entries, has, in_thread, running, until
 from worker_kit import Result, Task, echo_mesh, payloads, worker
@@ -237,7 +237,7 @@ SIGTERM_CHILD = """
 import asyncio, sys
 sys.path.insert(0, sys.argv[2])
 from worker_kit import Result, echo_mesh
-from meshc.runtime.agent import run_agent
+from meshc.runtime.process.agent import run_agent
 
 started = 0
 

@@ -6,7 +6,7 @@ import asyncio
 import subprocess
 import tempfile
 
-from meshc.runtime.server import free_port
+from meshc.runtime.process.server import free_port
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from stream_kit import add, entries, has, running, until

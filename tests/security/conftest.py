@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from attack_kit import MESH, OtherUser, python_for_anyone
 from meshc.codegen.build import Built, build_cached
-from meshc.runtime.server import stop_server
+from meshc.runtime.process.server import stop_server
 
 
 @pytest.fixture(scope="session")

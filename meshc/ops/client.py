@@ -22,6 +22,7 @@ import orjson
 import redis
 from meshc.runtime import cluster, keys, replicas
 from meshc.runtime.connect import MeshOpsError, connect
+from meshc.runtime.keys import stream_keys
 from meshc.runtime.spec import MeshSpec
 from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE, id_order
 from pydantic import BaseModel, ValidationError
@@ -146,11 +147,6 @@ def read_range(
 ) -> list[RawEntry]:
     """XRANGE with the reply typed as raw bytes (redis-py's stubs allow str and None)."""
     return cast(list[RawEntry], r.xrange(key, min=start, max=end, count=count))
-
-
-def stream_keys(mesh: MeshSpec, stream: str) -> list[str]:
-    """Every server key of a logical stream: one per partition."""
-    return [keys.stream_key(stream, mesh.name, p, mesh.partitions) for p in range(mesh.partitions)]
 
 
 def stream_backlog(r: redis.Redis, key: str, cap: int = 100_000) -> int:

@@ -1,7 +1,7 @@
 """Liveness of a worker process, for container probes (``meshc compile --deploy``).
 
 A worker whose loop turns touches a file (``MESHC_HEALTH_FILE``) at most once a second;
-the probe ``python -m meshc.runtime.health FILE --max-age S`` exits 0 while the file is
+the probe ``python -m meshc.runtime.process.health FILE --max-age S`` exits 0 while the file is
 younger than S seconds and 1 otherwise, so an orchestrator restarts a worker whose loop
 is stuck. The loop also turns while the server is unreachable (it retries with
 backoff), so a server outage does not make every worker look dead: restarting them
@@ -56,7 +56,7 @@ def age(path: Path) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m meshc.runtime.health", description=__doc__.split("\n\n")[0]
+        prog="python -m meshc.runtime.process.health", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("file", nargs="?", default=os.environ.get(HEALTH_ENV))
     parser.add_argument("--max-age", type=float, default=60.0, metavar="S")

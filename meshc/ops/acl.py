@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 from meshc.runtime.connect import MeshOpsError, connect
-from meshc.runtime.server_files import write_private
+from meshc.runtime.process.server_files import write_private
 
 ENV_PREFIX = "MESHC_ACL_PASSWORD_"
 

@@ -15,8 +15,8 @@ import redis
 from meshc.core import CoreMesh
 from meshc.diff.findings import Condition, Report
 from meshc.diff.query import readers
+from meshc.ops.client import group_lag
 from meshc.runtime import keys
-from meshc.runtime.client import group_lag
 
 
 @dataclass

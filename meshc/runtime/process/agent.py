@@ -19,8 +19,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from meshc.runtime.errors import ConfigError
+from meshc.runtime.process.supervisor import STATUS_FD_ENV, SUPERVISOR_ENV
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.supervisor import STATUS_FD_ENV, SUPERVISOR_ENV
 from meshc.runtime.worker import Worker
 
 RECOVER_ENV = "MESHC_RECOVER"  # "1": recover what a predecessor under this name held
