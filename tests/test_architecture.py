@@ -29,8 +29,21 @@ WRITERS = {
     "meshc/testing/cluster.py": "a throw-away cluster's folders",
 }
 WRITE_METHODS = {"write_text", "write_bytes", "mkdir", "touch", "unlink", "rmdir"}
-WRITE_FUNCTIONS = {"os.replace", "os.rename", "os.remove", "os.unlink", "os.fdopen",
-                   "shutil.rmtree", "shutil.copy", "shutil.move", "os.mkdir", "os.makedirs"}  # fmt: skip
+WRITE_FUNCTIONS = {
+    "os.replace", "os.rename", "os.remove", "os.unlink", "os.fdopen",
+    "shutil.rmtree", "shutil.copy", "shutil.move", "os.mkdir", "os.makedirs",
+}  # fmt: skip
+
+
+def _module_names() -> set[str]:
+    names = set()
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        names.add(".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts))
+    return names
+
+
+MODULE_NAMES = _module_names()
 
 
 def modules() -> Iterator[tuple[str, Path, ast.Module]]:
@@ -52,8 +65,11 @@ def imports(tree: ast.Module, *, runtime_only: bool = True) -> Iterator[tuple[in
         if isinstance(node, ast.Import):
             yield from ((node.lineno, a.name) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.lineno, node.module
-            yield from ((node.lineno, f"{node.module}.{a.name}") for a in node.names)
+            # ``from pkg import mod`` imports the module ``pkg.mod`` (and runs pkg's
+            # ``__init__``, which must then obey the same rules on its own)
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                yield node.lineno, full if full in MODULE_NAMES else node.module
 
 
 def _under(module: str, package: str) -> bool:
@@ -193,3 +209,16 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_module_is_a_book(path: Path) -> None:
     lines = path.read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)}: {lines} lines; split it"
+
+
+def test_commands_share_only_their_helper_modules() -> None:
+    """A command module imports no other command; they share ``common`` and ``output``."""
+    shared = ("meshc.commands.common", "meshc.commands.output")
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: {mod}"
+        for name, path, tree in ALL
+        if _under(name, "meshc.commands") and name not in shared
+        for line, mod in imports(tree)
+        if _under(mod, "meshc.commands") and mod not in shared and mod != "meshc.commands"
+    ]
+    assert not bad, "\n".join(bad)

@@ -16,12 +16,11 @@ import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
 from meshc.gateway import events, records, streams
-from meshc.gateway.app import Gateway
 from meshc.gateway.config import GatewayConfigError, check_webhook_url
 from meshc.gateway.http import TooLarge, json, problem, read_body
 from meshc.ops.client import BackpressureError, PayloadTooLarge, SubmitError
@@ -30,6 +29,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from meshc.gateway.app import Gateway
 
 RETRY_AFTER = "1"
 KEEPALIVE_S = 15.0

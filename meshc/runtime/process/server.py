@@ -18,7 +18,6 @@ durability until it is changed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
@@ -27,7 +26,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from meshc.runtime.process.server_files import (
     USERS,
     Durability,
     Record,
+    locked,
     open_private,
     port_of,
     private_dir,
@@ -147,7 +146,7 @@ def ensure_server(
     recorded so that every later start applies it too.
     """
     state = state_dir(folder)
-    with _locked(state):
+    with locked(state):
         info = server_status(folder)
         if info is None:
             last = read_state(folder)
@@ -166,7 +165,7 @@ def stop_server(folder: Path | str | None = None, timeout: float = STOP_TIMEOUT)
 
     ``server.json`` stays: the next start reads the port and durability from it.
     """
-    with _locked(state_dir(folder)):
+    with locked(state_dir(folder)):
         info = read_state(folder)
         if info is None:
             return False
@@ -410,18 +409,6 @@ def _wait_dead(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-@contextlib.contextmanager
-def _locked(state: Path) -> Iterator[None]:
-    """An exclusive ``fcntl`` lock on ``.meshc/server.lock`` (released on exit or crash)."""
-    private_dir(state)
-    with os.fdopen(open_private(state / "server.lock"), "ab") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _tail(path: Path, lines: int = 10) -> str:

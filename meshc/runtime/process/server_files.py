@@ -15,10 +15,12 @@ server, and ``--durability strict`` stays in force until it is changed.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -161,3 +163,15 @@ def write_users(state: Path, password: str) -> Path:
     digest = hashlib.sha256(password.encode()).hexdigest()
     write_private(path, "\n".join([f"user default on #{digest} ~* &* +@all", *kept]) + "\n")
     return path
+
+
+@contextlib.contextmanager
+def locked(state: Path) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``.meshc/server.lock`` (released on exit or crash)."""
+    private_dir(state)
+    with os.fdopen(open_private(state / "server.lock"), "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
