@@ -130,14 +130,21 @@ def diff_package(folder: Path, files: dict[str, bytes]) -> str:
     return "".join(chunks)
 
 
-def write_file(target: Path, data: bytes) -> None:
+def write_file(target: Path, data: bytes, *, parents: bool = True) -> None:
     """Write one file atomically (a temporary file beside it, then a rename): a reader
     never sees half of it, and a failed write leaves the old one. Every file meshc
-    writes for a user goes through here (packages, diagrams, the schema)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    writes for a user goes through here (packages, diagrams, the schema).
+    ``parents=False`` (a single output file a user named) makes a missing folder an
+    error rather than creating it: a typo in a path should not make folders."""
+    if parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_package(folder: Path, files: dict[str, bytes]) -> list[str]:

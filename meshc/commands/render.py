@@ -128,7 +128,7 @@ def _write(out: str | bytes, path: str | None) -> int:
         return 0
     data = out.encode("utf-8") if isinstance(out, str) else out
     try:
-        write_file(Path(path), data)
+        write_file(Path(path), data, parents=False)
     except OSError as err:
         return _fail(f"{path}: error: cannot write: {err.strerror or err}", 2)
     print(f"meshc render: wrote {path}", file=sys.stderr)

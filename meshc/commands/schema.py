@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     text = schema_text()
     if args.output:
         try:
-            write_file(Path(args.output), text.encode("utf-8"))
+            write_file(Path(args.output), text.encode("utf-8"), parents=False)
         except OSError as err:
             print(f"{args.output}: error: cannot write: {err.strerror or err}", file=sys.stderr)
             return 2
