@@ -50,6 +50,7 @@ from meshc.runtime.process.server_files import (
 )
 
 START_TIMEOUT = 10.0
+PORT_RELEASE = 1.0  # seconds the folder's own port is given to be released (see _port_freed)
 STOP_TIMEOUT = 10.0
 FSYNC = {"default": "everysec", "strict": "always"}
 SERVER_UMASK = 0o077  # what the server writes (AOF, a saved users.acl) is its owner's alone
@@ -221,7 +222,7 @@ def _start(
     write_users(state, password)
     binary = find_binary()
     for attempt in range(attempts):
-        port = preferred if attempt == 0 and preferred and _port_free(preferred) else free_port()
+        port = preferred if attempt == 0 and preferred and _port_freed(preferred) else free_port()
         try:
             info = _start_once(state, binary, port, durability, password)
         except ServerError:
@@ -294,6 +295,18 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def _port_freed(port: int, wait: float = PORT_RELEASE) -> bool:
+    """Is ``port`` free, or freed within ``wait`` seconds? A server killed a moment ago
+    shows as gone (a zombie) while its other threads still hold the listening socket,
+    so the folder's own port is given that long before the server moves."""
+    deadline = time.monotonic() + wait
+    while not _port_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
