@@ -548,3 +548,15 @@ def review_shape(
             policy=lane_policy or Policy(),
         )  # fmt: skip
     return MeshSpec(name, 1, streams, agents, partitions=partitions, partition_key=partition_key)
+
+
+def run_agent_of_tree() -> Any:
+    """``run_agent`` of the meshc imported: a baseline tree may predate
+    ``meshc.runtime.process`` (older trees kept it in ``meshc.runtime.worker``)."""
+    try:
+        from meshc.runtime.process.agent import run_agent
+    except ImportError:
+        from meshc.runtime import worker
+
+        return worker.run_agent  # type: ignore[attr-defined]
+    return run_agent

@@ -444,7 +444,9 @@ def _as_async(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _worker(args: argparse.Namespace) -> None:
     use_meshc_from(args.meshc)
-    from meshc.runtime.process.agent import run_agent
+    from bench.common import run_agent_of_tree
+
+    run_agent = run_agent_of_tree()
 
     mesh = review_mesh(args.mode, args.replicas, args.concurrency)
     handler = HANDLERS[args.mode] if args.agent in LANES else None

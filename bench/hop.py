@@ -324,7 +324,9 @@ def hop_mesh(agent: str, out: str) -> Any:
 
 
 def _worker(url: str, group: str, out: str, handler: Callable[..., Any], profile: str) -> None:
-    from meshc.runtime.process.agent import run_agent
+    from bench.common import run_agent_of_tree
+
+    run_agent = run_agent_of_tree()
 
     mesh = hop_mesh(group, out)
     child_wait_go()

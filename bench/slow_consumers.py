@@ -49,7 +49,9 @@ def slow_mesh(agent: str, inp: str, out: str, concurrency: int) -> Any:
 
 def _meshc(args: argparse.Namespace, handler: Callable[..., Any]) -> None:
     use_meshc_from(args.meshc)
-    from meshc.runtime.process.agent import run_agent
+    from bench.common import run_agent_of_tree
+
+    run_agent = run_agent_of_tree()
 
     mesh = slow_mesh(args.group, args.inp, args.out, args.concurrency)
     child_wait_go()

@@ -4,8 +4,10 @@ it finishes (docs/design.md, "Commit").
 A worker keeps a window of calls in flight and refills it as calls finish, so one
 slow call never holds up the others. Three runners, chosen by the handler:
 
-- :class:`AsyncRunner` for ``async def`` handlers: one task per call on the worker's
-  event loop, cancelled at its deadline. Thousands can be in flight in one process.
+- :class:`AsyncRunner` for ``async def`` handlers: ``concurrency`` lane tasks on the
+  worker's event loop take calls from one queue; a call is cancelled at its deadline.
+  Thousands can be in flight in one process, and a handler that returns without
+  waiting runs back to back with the next, with no task or loop turn of its own.
 - :class:`ThreadRunner` for plain handlers: ``concurrency`` lane threads take calls
   from one queue, one call at a time, and hand finished calls back to the loop in
   bursts (one wake-up for everything that finished since the last), so a fast handler
@@ -100,10 +102,23 @@ class InlineRunner:
         return None
 
 
+class _Lane:
+    """One lane thread's state; ``call`` is what it runs now (guarded by the runner's lock)."""
+
+    __slots__ = ("call", "abandoned")
+
+    def __init__(self) -> None:
+        self.call: Call | None = None
+        self.abandoned = False
+
+
 class AsyncRunner:
-    """Up to ``concurrency`` calls as tasks, the rest queued; a call past its deadline is
-    cancelled and finished as a timeout. A handler that ignores the cancellation keeps
-    running detached (counted in ``stuck``) and its result is discarded."""
+    """``concurrency`` lane tasks over one queue, each awaiting one call at a time; a
+    call past its deadline is cancelled and finished as a timeout. A lane that finds
+    more queued when its call returns takes the next at once, in the same turn of the
+    loop: a handler that never waits costs no task and no loop turn per message. A
+    handler that ignores the cancellation keeps its lane task (counted in ``stuck``,
+    its result discarded) and a fresh lane task takes over."""
 
     def __init__(
         self, handler: Callable[..., Any], concurrency: int, timeout: float | None, done: Done
@@ -114,73 +129,86 @@ class AsyncRunner:
         self.done = done
         self.stuck = 0
         self._queue: deque[Call] = deque()
-        self._running: dict[Call, asyncio.Task[None]] = {}
+        self._lanes: dict[_Lane, asyncio.Task[None]] = {}
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._closing = False
 
     def start(self, calls: Iterable[Call]) -> None:
+        if not self._lanes and not self._closing:  # lanes start with the first calls
+            for _ in range(self.concurrency):
+                self._spawn()
         self._queue.extend(calls)
-        self._pump()
+        idle, n = self._idle, len(self._queue)
+        while idle and n:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                n -= 1
 
-    def _pump(self) -> None:
-        queue, running = self._queue, self._running
-        if not queue or len(running) >= self.concurrency:
-            return
+    def _spawn(self) -> None:
+        lane = _Lane()
+        self._lanes[lane] = asyncio.get_running_loop().create_task(self._serve(lane))
+
+    async def _serve(self, lane: _Lane) -> None:
+        handler, queue, idle = self.handler, self._queue, self._idle
         loop = asyncio.get_running_loop()
-        while queue and len(running) < self.concurrency:
+        while True:
+            while not queue:
+                if self._closing:
+                    return
+                waiter = loop.create_future()
+                idle.append(waiter)
+                await waiter
             call = queue.popleft()
+            lane.call = call
             call.started = time.monotonic()
-            running[call] = loop.create_task(self._run(call))
-
-    async def _run(self, call: Call) -> None:
-        try:
-            call.result = await self.handler(call.payload, call.ctx)
-        except asyncio.CancelledError:
-            if not call.expired:
-                raise  # the worker is closing
-            call.error = timed_out(self.timeout)
-        except BaseException as exc:  # SystemExit too: the worker decides (fatal)
-            call.error = exc
-        if self._running.pop(call, None) is None:
-            self.stuck -= 1  # abandoned earlier: already finished as a timeout
-            return
-        call.took = time.monotonic() - call.started
-        self._pump()
-        self.done(call)
+            try:
+                call.result = await handler(call.payload, call.ctx)
+            except asyncio.CancelledError:
+                if not call.expired or self._closing:
+                    raise  # the worker is closing
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()  # the lane goes on with the next call
+                call.error = timed_out(self.timeout)
+            except BaseException as exc:  # SystemExit too: the worker decides (fatal)
+                call.error = exc
+            lane.call = None
+            if lane.abandoned:  # finished as a timeout meanwhile; a new lane took over
+                self.stuck -= 1
+                return
+            call.took = time.monotonic() - call.started
+            self.done(call)
 
     def expire(self, now: float) -> None:
         if self.timeout is None:
             return
         limit = now - self.timeout
-        for call, task in list(self._running.items()):
-            if call.started > limit:
+        for lane, task in list(self._lanes.items()):
+            call = lane.call
+            if call is None or call.started > limit:
                 continue
             if not call.expired:  # first: ask it to stop
                 call.expired = True
                 task.cancel()
             elif call.started <= limit - 1.0:  # a second later it has not: abandon it
-                del self._running[call]
+                lane.abandoned = True
+                del self._lanes[lane]
                 self.stuck += 1
                 call.error = timed_out(self.timeout)
                 call.took = now - call.started
-                self._pump()
+                self._spawn()
                 self.done(call)
 
     async def aclose(self) -> None:
+        self._closing = True
         self._queue.clear()
-        tasks = list(self._running.values())
+        tasks = list(self._lanes.values())
+        self._lanes.clear()
         for task in tasks:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
-
-
-class _Lane:
-    """One lane thread's state; ``call`` is what it runs now (guarded by the runner's lock)."""
-
-    __slots__ = ("call", "abandoned")
-
-    def __init__(self) -> None:
-        self.call: Call | None = None
-        self.abandoned = False
 
 
 class ThreadRunner:

@@ -87,6 +87,9 @@ class _Batch:
     def __bool__(self) -> bool:
         return bool(self.calls)
 
+    def __len__(self) -> int:
+        return sum(len(states) for states in self.about.values()) or len(self.settled)
+
 
 class JoinEngine:
     """The aggregator side of a worker: store partials, merge, emit once, sweep timeouts."""

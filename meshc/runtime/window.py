@@ -28,7 +28,7 @@ class Window:
         self.batch = max(1, batch)
         self.target = min(1.0, visibility_timeout / 4)
         self.ahead = min(self.batch, self.concurrency)  # until calls have been timed
-        self.backlog = max(self.batch, self.concurrency)
+        self.backlog = 2 * max(self.batch, self.concurrency)  # one batch written, one filling
         self.low_water = max(1, self.ahead // 2)  # read again once this much is free
         self.held = 0
         self.unsettled = 0

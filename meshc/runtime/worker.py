@@ -104,8 +104,9 @@ class Worker:
         self.header: tuple[bytes, ...] = ()  # fields every output carries (name value ...)
         self._head = (agent.encode(), agent.encode(), len(self.header) // 2, *self.header)
         self.commits: Flusher[CommitBatch] = Flusher(
-            lambda: CommitBatch(self._head), self.send_commit, self.fail
-        )
+            lambda: CommitBatch(self._head), self.send_commit, self.fail,
+            cap=max(1, self.window.backlog // 2),  # two batches can overlap
+        )  # fmt: skip
         self.joiner = JoinEngine(self) if spec.role == "aggregator" else None
         self.reader = cluster.make_reader(mesh, agent, self.consumer, self.inputs, self.log,
                                           redis_url)  # fmt: skip
