@@ -19,7 +19,6 @@ from typing import Generic, Protocol, TypeVar, cast
 from meshc.runtime.scripts import Arg, ScriptCall
 from meshc.runtime.wire import Delivery
 
-
 GATHER = 0.001  # seconds a commit waits at most for calls finishing beside it
 
 
