@@ -10,10 +10,10 @@ USERS = {
 }
 
 OPERATOR_USER = "pipeline.operator"
-OPERATOR_RULE = "resetchannels -@all +ping +client|setinfo +client|setname +xadd +xlen +xrange +xrevrange +xread +xinfo +xpending +xtrim +xdel +xgroup|create +get +mget +exists +scan +hget +hgetall +hset +hdel +hincrby +eval +evalsha +script|load +time ~text.clean ~text.raw ~text.stats ~pipeline.dlq.normalize ~pipeline.dlq.source ~pipeline.dlq.stats ~pipeline:*"
+OPERATOR_RULE = "resetchannels -@all +ping +client|setinfo +client|setname +xadd +xlen +xrange +xrevrange +xread +xinfo +xpending +xtrim +xdel +xgroup|create +get +mget +exists +scan +hget +hgetall +hset +hdel +hincrby +evalsha +script|load +script|exists +xgroup|delconsumer +time ~text.clean ~text.raw ~text.stats ~pipeline.dlq.normalize ~pipeline.dlq.source ~pipeline.dlq.stats ~pipeline:*"
 
 RULES = {
-    "normalize": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~text.raw %RW~text.clean %RW~pipeline.dlq.normalize %RW~pipeline:normalize:* (+xadd %W~text.clean %W~pipeline.dlq.normalize) (+exists +get +set +del +incr +hset +hsetnx +hget +hget +hgetall +hkeys +hdel +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~pipeline:normalize:*)",
+    "normalize": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +evalsha %RW~text.raw %RW~text.clean %RW~pipeline.dlq.normalize %RW~pipeline:normalize:* (+xadd %W~text.clean %W~pipeline.dlq.normalize) (+exists +get +set +del +incr +hset +hsetnx +hget +hget +hgetall +hkeys +hdel +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~pipeline:normalize:*)",
     "source": "resetchannels -@all +ping +client|setinfo +client|setname +xadd +xlen +xinfo %RW~text.raw",
-    "stats": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +eval +evalsha %RW~text.clean %RW~text.stats %RW~pipeline.dlq.stats %RW~pipeline:stats:* (+xadd %W~text.stats %W~pipeline.dlq.stats) (+exists +get +set +del +incr +hset +hsetnx +hget +hget +hgetall +hkeys +hdel +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~pipeline:stats:*)",
+    "stats": "resetchannels -@all +ping +client|setinfo +client|setname +xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer +evalsha %RW~text.clean %RW~text.stats %RW~pipeline.dlq.stats %RW~pipeline:stats:* (+xadd %W~text.stats %W~pipeline.dlq.stats) (+exists +get +set +del +incr +hset +hsetnx +hget +hget +hgetall +hkeys +hdel +hlen +hincrby +zadd +zrem +zrangebyscore +time %RW~pipeline:stats:*)",
 }

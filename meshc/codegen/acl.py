@@ -5,7 +5,10 @@ scripts on its input and output streams, and whose selectors add XADD only on it
 outputs and its dead-letter stream, and the join-state commands only on its private
 keys. Scripts need read and write permission on every key they declare (docs/facts.md),
 so outputs are ``%RW~`` in the root permissions while XADD stays in a selector that
-never names an input. Passwords are added when the rules are applied (``meshc run
+never names an input. Scripts run by SHA only (``+evalsha``): with ``+eval`` an agent
+could send a script of its own, and ``EVAL "while true do end" 0`` freezes the server
+for everyone; the operator, which may ``SCRIPT LOAD``, loads the project's scripts.
+Passwords are added when the rules are applied (``meshc run
 --acl``), never here.
 """
 
@@ -24,7 +27,6 @@ ROOT_COMMANDS = (
     "+xpending",
     "+xgroup|create",
     "+xgroup|createconsumer",
-    "+eval",
     "+evalsha",
 )
 PRIVATE_COMMANDS = (
@@ -70,9 +72,10 @@ OPERATOR_COMMANDS = (
     "+hset",
     "+hdel",
     "+hincrby",
-    "+eval",
     "+evalsha",
     "+script|load",
+    "+script|exists",
+    "+xgroup|delconsumer",
     "+time",
 )
 

@@ -6,6 +6,8 @@ The mesh is compiled into this folder's cache (``.meshc/build/``), so what runs 
 and nothing starts. Each replica is a process ``python -m <mesh>.agents.<agent>``;
 a worker that dies is restarted with backoff and the restart is reported on stderr.
 Ctrl-C or SIGTERM stops every worker after it commits what it holds in flight.
+With ``--acl`` it also puts the mesh's users and scripts back whenever the server
+loses them (a restart), within seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
 from meshc.ops.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, env_name
+from meshc.ops.acl_watch import start_watch
 from meshc.runtime import cluster
 from meshc.runtime.connect import redact
 from meshc.runtime.process.launch import LOG_FORMAT, run_mesh
@@ -93,22 +96,27 @@ def run(args: argparse.Namespace) -> int:
             redact(url),
         )
     log.info("mesh %s from %s on %s; Ctrl-C stops it", spec.name, args.file, redact(url))
-    url_for, operator_url = None, url
+    url_for, operator_url, watch = None, url, None
     if args.acl:
         users = enable(url, built.package, args.acl_secrets)
         url_for, operator_url = users.for_agent, users.operator_url
         _report_acl(users, args.acl_secrets)
+        watch = start_watch(url, built.package, args.acl_secrets, operator_url)
     env = built.worker_env() | ({LEVEL_ENV: "DEBUG"} if args.verbose else {})
-    return run_mesh(
-        spec,
-        built.package,
-        url,
-        url_for=url_for,
-        operator_url=operator_url,
-        extra_env=env,
-        on_event=_quiet,
-        partitions=parts,
-    )
+    try:
+        return run_mesh(
+            spec,
+            built.package,
+            url,
+            url_for=url_for,
+            operator_url=operator_url,
+            extra_env=env,
+            on_event=_quiet,
+            partitions=parts,
+        )
+    finally:
+        if watch is not None:
+            watch.stop()
 
 
 def _report_acl(users: AgentUrls, secrets: Path) -> None:
@@ -124,8 +132,8 @@ def _report_acl(users: AgentUrls, secrets: Path) -> None:
         )  # fmt: skip
     if not users.saved:
         log.warning(
-            "the server has no ACL file: its users last until it restarts; "
-            "run `meshc run --acl` again after a restart of the server"
+            "the server has no ACL file: its users last until it restarts; while this "
+            "command runs it applies them again after a restart"
         )
 
 

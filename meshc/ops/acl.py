@@ -6,6 +6,9 @@ with every other character than letters and digits turned into ``_``) or from a
 secret file (JSON ``{user: password}``, created with random passwords and mode 0600
 when absent). Workers receive their credentials in the environment, never in argv.
 
+Agents call the project's scripts by SHA only (their rules have no ``+eval``), so
+the operator loads the scripts (``SCRIPT LOAD``) whenever it applies the users.
+
 Per-agent users protect nothing while the server's ``default`` user logs anyone in
 without a password as a superuser, so a ``default`` without a password gets one (kept
 in the secret file as ``default``), and the users are saved (``ACL SAVE``) when the
@@ -26,6 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import redis
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.process.server_files import write_private
+from meshc.runtime.scripts import all_scripts
 
 ENV_PREFIX = "MESHC_ACL_PASSWORD_"
 
@@ -172,7 +176,24 @@ def enable(url: str, package: str, secret_file: Path = DEFAULT_SECRET_FILE) -> A
         agent: with_credentials(url, user, passwords[user]) for agent, user in acl.USERS.items()
     }
     operator = with_credentials(url, acl.OPERATOR_USER, passwords[acl.OPERATOR_USER])
+    load_scripts(operator)  # agents may only call them by SHA
     return AgentUrls(agents, acl.OPERATOR_USER, operator, dropped, locking, saved)
+
+
+def load_scripts(operator_url: str) -> list[str]:
+    """Load (SCRIPT LOAD, as the operator) every worker script the server lacks; the
+    SHAs loaded. Agents call scripts by SHA only and may not load them, so after a
+    restart or a ``SCRIPT FLUSH`` they wait until this has run."""
+    everything = all_scripts()
+    client = connect(operator_url)
+    try:
+        present = client.script_exists(*[s.sha for s in everything])
+        missing = [s for s, there in zip(everything, present, strict=True) if not there]
+        for script in missing:
+            client.script_load(script.source)
+    finally:
+        client.close()
+    return [s.sha for s in missing]
 
 
 def admin_client(url: str, secret_file: Path) -> redis.Redis:

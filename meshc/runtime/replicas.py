@@ -65,18 +65,20 @@ class ReplicaWait:
         results, acks = list(replies[: len(calls)]), replies[len(calls) :]
         for n, reply in enumerate(results):
             if isinstance(reply, NoScriptError):
-                results[n] = await self._eval(script, client, calls[n])
+                await script.load(client)  # or ScriptsNotLoaded: waited out by the caller
+                results[n] = await self._again(script, client, calls[n])
             elif isinstance(reply, Exception):
                 raise reply
         self.check(acks)
         return results
 
-    async def _eval(
+    async def _again(
         self, script: Script, client: Any, call: tuple[Sequence[Arg], Sequence[Arg]]
     ) -> Any:
+        """One call, by SHA, once its script is loaded again; WAITed on like the rest."""
         keys, args = call
         pipe = client.pipeline(transaction=False)
-        pipe.eval(script.source, len(keys), *keys, *args)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
         self.queue(pipe, client, keys[:1])
         reply, *acks = await pipe.execute()
         self.check(acks)

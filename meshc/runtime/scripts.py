@@ -8,19 +8,25 @@ keys of one call share a partition tag. Re-running any of these scripts with the
 same arguments is harmless (the XACK or the join's ``done`` marker gates every
 write), which is why a commit may simply be retried after a lost connection.
 
-Scripts are called with EVALSHA and fall back to EVAL on NOSCRIPT (EVAL caches the
-script too), so an agent's ACL user needs neither SCRIPT LOAD nor FLUSH.
+Scripts are called by SHA only (EVALSHA): an agent's ACL user may not send a script
+of its own (``EVAL "while true do end" 0`` would freeze the server), so its rules
+grant ``+evalsha`` and no ``+eval`` or ``+script|load``. A server that answers NOSCRIPT
+(its script cache is empty after a restart or a ``SCRIPT FLUSH``) gets the script with
+SCRIPT LOAD when this user may load it (no ACLs); when it may not, the call raises
+:class:`ScriptsNotLoaded`, which workers wait out like an outage until the operator
+(``meshc run --acl``) has loaded the project's scripts again (:func:`all_scripts`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from meshc.runtime import wire
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoPermissionError, NoScriptError
 
 Arg = bytes | str | int | float
 RETRY_CONSUMER = "meshc:retry"  # holds failed entries until their retry is due
@@ -276,20 +282,50 @@ def _lua(source: str) -> str:
     return source.replace("@RETRY", RETRY_CONSUMER).replace("@META", str(JOIN_META))
 
 
+class ScriptsNotLoaded(Exception):
+    """The server has lost a script (restart, SCRIPT FLUSH) and this user may not load
+    it: a wait, not a failure, until the operator loads the project's scripts again."""
+
+
+_REGISTERED: list[Script] = []
+# Clients whose user was refused SCRIPT LOAD once: not asked again (each refusal is an
+# entry in the server's ACL LOG).
+_REFUSED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 class Script:
-    """A Lua source with its SHA1, called by EVALSHA with an EVAL fallback."""
+    """A Lua source with its SHA1, called by EVALSHA only; loaded on NOSCRIPT when the
+    user may (see the module docstring). Every instance is registered, so the operator
+    can load all of them (:func:`all_scripts`)."""
 
     def __init__(self, source: str) -> None:
         source = _lua(source)
         assert "@" not in source, "a placeholder left in a script"
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
+        _REGISTERED.append(self)
 
     async def __call__(self, client: Redis, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await client.eval(self.source, len(keys), *keys, *args)
+            await self.load(client)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def load(self, client: Redis) -> None:
+        """SCRIPT LOAD this script (on every primary of a cluster), or raise
+        :class:`ScriptsNotLoaded` when this user may not: then only the operator can."""
+        if client not in _REFUSED:
+            try:
+                await client.script_load(self.source)
+                return
+            except NoPermissionError:
+                _REFUSED.add(client)
+        raise ScriptsNotLoaded(
+            f"the server has no script {self.sha[:12]} (restarted, or its scripts were "
+            "flushed) and this user may not load it; waiting for the operator to load "
+            "the mesh's scripts (meshc run --acl does it within seconds)"
+        )
 
     async def many(
         self, client: Redis, calls: Sequence[tuple[Sequence[Arg], Sequence[Arg]]]
@@ -318,6 +354,14 @@ join_store = Script(JOIN_STORE)
 join_emit = Script(JOIN_EMIT)
 join_fail = Script(JOIN_FAIL)
 join_due = Script(JOIN_DUE)
+
+
+def all_scripts() -> list[Script]:
+    """Every script a worker may call (the LLM agents' ones included), to be loaded by
+    whoever may: the operator under ACLs."""
+    import meshc.runtime.llm.store  # noqa: F401 - registers the LLM agents' scripts
+
+    return list(_REGISTERED)
 
 
 class ScriptCall:

@@ -12,23 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, cast
 
 from hiredis import pack_command as _hiredis_pack
 from meshc.runtime import cluster
+from meshc.runtime.scripts import ScriptsNotLoaded
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import BusyLoadingError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-# Errors a worker retries with backoff: the server is away, restarting, still loading
-# its data, or failing over (seen from a cluster client).
+# Errors a worker retries with backoff: the server is away, restarting (refusing our
+# user until the operator applies the users again: redis-py's AuthenticationError is a
+# ConnectionError), still loading its data, failing over (seen from a cluster client),
+# or without the scripts until the operator loads them again.
 TRANSIENT: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     BusyLoadingError,
     OSError,
+    ScriptsNotLoaded,
     *cluster.TRANSIENT_ERRORS,
 )
 
@@ -46,19 +51,39 @@ def waitable(exc: BaseException) -> bool:
 
 class Backoff:
     """Pauses between attempts against a server that is away: 50 ms doubling to 2 s,
-    back to 50 ms after a success (``reset``)."""
+    back to 50 ms after a success (``reset``).
+
+    An outage is logged twice, not once per attempt: a warning at its first pause and
+    a line when it ends (``reset`` after pauses); the attempts between are DEBUG, so a
+    server down for an hour does not fill the log.
+    """
 
     def __init__(self, log: logging.Logger, first: float = 0.05, cap: float = 2.0) -> None:
         self.log = log
         self.first = first
         self.cap = cap
         self.delay = first
+        self.since: float | None = None  # monotonic time of this outage's first pause
+        self.attempts = 0
 
     def reset(self) -> None:
         self.delay = self.first
+        if self.since is not None:
+            self.log.info(
+                "the server answers again after %.1f s (%d attempts)",
+                time.monotonic() - self.since, self.attempts,
+            )  # fmt: skip
+        self.since = None
+        self.attempts = 0
 
     async def pause(self, what: str, exc: BaseException) -> None:
-        self.log.warning("%s (%s); retrying in %.2f s", what, exc, self.delay)
+        self.attempts += 1
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log.warning("%s (%s); retrying with backoff up to %g s, quietly until it "
+                             "answers", what, exc, self.cap)  # fmt: skip
+        else:
+            self.log.debug("%s (%s); retrying in %.2f s", what, exc, self.delay)
         await asyncio.sleep(self.delay)
         self.delay = min(self.delay * 2, self.cap)
 

@@ -194,6 +194,7 @@ class Worker:
         while not self.stopping:
             try:
                 await step(self.redis)
+                backoff.reset()
                 return
             except Exception as exc:
                 if not waitable(exc):
@@ -390,8 +391,11 @@ class Worker:
         while True:
             try:
                 if self.replica_wait:
-                    return await self.replica_wait.many(script, self.redis, calls)
-                return await script.many(self.redis, calls)
+                    replies = await self.replica_wait.many(script, self.redis, calls)
+                else:
+                    replies = await script.many(self.redis, calls)
+                backoff.reset()
+                return replies
             except Exception as exc:
                 if not waitable(exc):
                     raise

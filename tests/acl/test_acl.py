@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 import redis
 from meshc.codegen.build import build_cached
-from meshc.ops.acl import apply_users, load_passwords, split_rule, with_credentials
+from meshc.ops.acl import (
+    apply_users,
+    load_passwords,
+    load_scripts,
+    split_rule,
+    with_credentials,
+)
 from meshc.ops.client import MeshClient
 from meshc.runtime.process.launch import run_mesh
 
@@ -45,6 +51,7 @@ def users(valkey_url: str, built: Any, tmp_path: Path) -> dict[str, str]:
     admin.close()
     urls = {a: with_credentials(valkey_url, u, passwords[u]) for a, u in acl.USERS.items()}
     urls["operator"] = with_credentials(valkey_url, acl.OPERATOR_USER, passwords[acl.OPERATOR_USER])
+    load_scripts(urls["operator"])  # as `meshc run --acl` does: agents may not load them
     yield urls
     admin = redis.Redis.from_url(valkey_url)
     for user in rules:

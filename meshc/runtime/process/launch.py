@@ -23,6 +23,7 @@ from meshc.runtime import cluster
 from meshc.runtime.connect import MeshOpsError
 from meshc.runtime.errors import ConfigError
 from meshc.runtime.process.agent import RECOVER_ENV, run_agent
+from meshc.runtime.process.consumers import start_reaper
 from meshc.runtime.process.preflight import unresolved_handlers
 from meshc.runtime.process.retention_loop import start_retention
 from meshc.runtime.process.supervisor import SECRET_ENV, SupervisorEvent, WorkerCommand, supervise
@@ -167,7 +168,8 @@ def run_mesh(
 
     ``url_for`` gives each agent its own URL (with its credentials when ACLs are on);
     ``operator_url`` (default ``url``) is the one the retention loop trims with, which
-    runs beside the workers when a stream declares a retention; ``extra_env`` is added
+    runs beside the workers when a stream declares a retention, and the one stale
+    consumers are removed with (:mod:`~meshc.runtime.process.consumers`); ``extra_env`` is added
     to every worker's environment (PYTHONPATH, for instance); ``partitions`` narrows
     every worker to those partitions. A single-partition mesh is refused on a cluster
     here, before any worker starts (:class:`cluster.PartitionsError`).
@@ -182,8 +184,10 @@ def run_mesh(
     for command in commands:
         log.debug("worker %s: %s", command.name, " ".join(command.argv))
     retention = start_retention(mesh, operator_url or url)  # trims while the mesh runs
+    reaper = start_reaper(mesh, operator_url or url)  # removes consumers long gone
     try:
         return supervise(commands, on_event=on_event, stop=stop)
     finally:
-        if retention is not None:
-            retention.stop()
+        for loop in (retention, reaper):
+            if loop is not None:
+                loop.stop()

@@ -1,0 +1,107 @@
+"""Keep a mesh's server users and scripts in place while ``meshc run --acl`` runs.
+
+A server keeps its ACL users only when it has an ACL file (the embedded server has
+one); any other server comes back from a restart without them, and every server
+comes back with an empty script cache. The workers then cannot log in (WRONGPASS) or
+run a script (NOSCRIPT: they may not load one) and wait, with backoff. This watch,
+beside the supervisor, is what ends that wait: every few seconds it
+
+- logs in as the operator; refused (the users are gone, or were changed), it applies
+  the compiled users again with the admin connection and the same passwords
+  (:func:`meshc.ops.acl.enable`, which also gives ``default`` its password back and
+  loads the scripts);
+- asks which of the project's scripts the server lacks (``SCRIPT EXISTS``) and loads
+  them as the operator.
+
+A server that does not answer is noted once, not at every check.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import redis
+from meshc.ops.acl import enable, load_scripts
+from meshc.runtime.connect import MeshOpsError, ServerUnreachable, connect, redact
+
+EVERY = 2.0  # seconds between checks
+log = logging.getLogger("meshc.run")
+
+
+class AclWatch:
+    """The check of the module docstring, once (:meth:`check`) or on a thread of its
+    own every ``every`` seconds (:meth:`start` … :meth:`stop`)."""
+
+    def __init__(
+        self, url: str, package: str, secret_file: Path, operator_url: str, every: float = EVERY
+    ) -> None:
+        self.url, self.package, self.secret_file = url, package, secret_file
+        self.operator_url = operator_url
+        self.every = every
+        self.reapplied = 0  # how many times the users were applied again
+        self.reloaded = 0  # how many times scripts were loaded again
+        self._down = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="meshc-acl-watch", daemon=True)
+
+    def start(self) -> AclWatch:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.check()
+            except (redis.RedisError, MeshOpsError, OSError) as err:
+                if not self._down:
+                    log.warning(
+                        "cannot check the mesh's users on %s (checking again every %g s, "
+                        "quietly): %s", redact(self.url), self.every, err,
+                    )  # fmt: skip
+                self._down = True
+                continue
+            if self._down:
+                log.info("the server at %s answers again; the mesh's users and scripts are "
+                         "in place", redact(self.url))  # fmt: skip
+            self._down = False
+
+    def check(self) -> None:
+        """Apply the users again if the operator cannot log in; load missing scripts."""
+        if not self._operator_logs_in():
+            enable(self.url, self.package, self.secret_file)  # loads the scripts too
+            self.reapplied += 1
+            log.warning(
+                "the server at %s had lost the mesh's users (restarted without an ACL "
+                "file?); applied them again with the same passwords", redact(self.url),
+            )  # fmt: skip
+            return
+        loaded = load_scripts(self.operator_url)
+        if loaded:
+            self.reloaded += 1
+            log.warning(
+                "the server at %s had lost %d of the mesh's scripts (restarted, or SCRIPT "
+                "FLUSH); loaded them again", redact(self.url), len(loaded),
+            )  # fmt: skip
+
+    def _operator_logs_in(self) -> bool:
+        """True when the operator's password is accepted; a server that does not answer
+        raises (an outage, not lost users)."""
+        try:
+            connect(self.operator_url).close()
+        except ServerUnreachable as err:
+            if isinstance(err.__cause__, redis.AuthenticationError):
+                return False
+            raise
+        return True
+
+
+def start_watch(url: str, package: str, secret_file: Path, operator_url: str) -> AclWatch:
+    """Start watching; stop it with :meth:`AclWatch.stop` when the mesh stops."""
+    return AclWatch(url, package, secret_file, operator_url).start()
