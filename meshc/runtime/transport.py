@@ -53,33 +53,37 @@ class Backoff:
     """Pauses between attempts against a server that is away: 50 ms doubling to 2 s,
     back to 50 ms after a success (``reset``).
 
-    An outage is logged twice, not once per attempt: a warning at its first pause and
-    a line when it ends (``reset`` after pauses); the attempts between are DEBUG, so a
-    server down for an hour does not fill the log.
+    An outage is logged twice, not once per attempt: a warning when a second attempt
+    fails too, and a line when it ends (``reset`` after that warning). The attempts
+    between are DEBUG, and so is a single failure that the next attempt gets past (a
+    pooled connection the server closed), so a server down for an hour does not fill
+    the log and a restart of a second logs one warning per waiting loop.
     """
+
+    WARN_AT = 2  # the attempt whose failure is worth a warning
 
     def __init__(self, log: logging.Logger, first: float = 0.05, cap: float = 2.0) -> None:
         self.log = log
         self.first = first
         self.cap = cap
         self.delay = first
-        self.since: float | None = None  # monotonic time of this outage's first pause
-        self.attempts = 0
+        self.since = 0.0  # monotonic time of this outage's first failure
+        self.attempts = 0  # failures since the last success
 
     def reset(self) -> None:
-        self.delay = self.first
-        if self.since is not None:
+        if self.attempts >= self.WARN_AT:
             self.log.info(
-                "the server answers again after %.1f s (%d attempts)",
+                "the server answers again after %.1f s (%d attempts failed)",
                 time.monotonic() - self.since, self.attempts,
             )  # fmt: skip
-        self.since = None
+        self.delay = self.first
         self.attempts = 0
 
     async def pause(self, what: str, exc: BaseException) -> None:
         self.attempts += 1
-        if self.since is None:
+        if self.attempts == 1:
             self.since = time.monotonic()
+        if self.attempts == self.WARN_AT:
             self.log.warning("%s (%s); retrying with backoff up to %g s, quietly until it "
                              "answers", what, exc, self.cap)  # fmt: skip
         else:
