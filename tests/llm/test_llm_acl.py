@@ -15,7 +15,7 @@ from fake_server import FakeLLM
 from llm_kit import data
 from meshc.codegen.build import Built
 from meshc.ops import admin
-from meshc.ops.acl import apply_users, load_passwords, with_credentials
+from meshc.ops.acl import apply_users, load_passwords, load_scripts, with_credentials
 from meshc.runtime.builtins import BUILTINS
 from meshc.runtime.llm import call as llm_call
 from meshc.runtime.llm.settings import demo_overrides
@@ -35,6 +35,7 @@ def users(valkey_url: str, review_llm: Built, tmp_path: Path) -> Iterator[dict[s
     apply_users(root, rules, passwords)
     urls = {a: with_credentials(valkey_url, u, passwords[u]) for a, u in acl.USERS.items()}
     urls["operator"] = with_credentials(valkey_url, acl.OPERATOR_USER, passwords[acl.OPERATOR_USER])
+    load_scripts(urls["operator"])  # as `meshc run --acl` does: agents may not load them
     yield urls
     for user in rules:
         root.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
