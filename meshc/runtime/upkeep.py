@@ -17,7 +17,7 @@ from meshc.runtime.join import JoinEngine
 from meshc.runtime.process.health import Heartbeat
 from meshc.runtime.retries import Retries
 from meshc.runtime.spec import Policy
-from meshc.runtime.transport import TRANSIENT, Backoff
+from meshc.runtime.transport import Backoff, waitable
 from redis.asyncio import Redis
 
 TICK = 0.05  # seconds between rounds
@@ -68,7 +68,9 @@ class Upkeep:
             try:
                 await self._round(now)
                 backoff.reset()
-            except TRANSIENT as exc:
+            except Exception as exc:
+                if not waitable(exc):  # away, restarting, busy with a script, no scripts
+                    raise
                 self.outage = True
                 await backoff.pause("server unavailable", exc)
             await asyncio.sleep(TICK)

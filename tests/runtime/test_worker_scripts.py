@@ -162,7 +162,7 @@ def test_keepalive_refreshes_only_what_this_consumer_still_holds(valkey_url: str
     asyncio.run(scenario())
 
 
-def test_commit_falls_back_to_eval_after_a_script_flush(valkey_url: str) -> None:
+def test_commit_loads_its_script_again_after_a_script_flush(valkey_url: str) -> None:
     async def scenario() -> None:
         r = make_client(valkey_url)
         await r.script_flush()
