@@ -4,7 +4,8 @@ The rules come from the generated package's ``acl.py`` (no secrets there). Passw
 come from the environment (``MESHC_ACL_PASSWORD_<USER>``, the user name upper-cased
 with every other character than letters and digits turned into ``_``) or from a
 secret file (JSON ``{user: password}``, created with random passwords and mode 0600
-when absent). Workers receive their credentials in the environment, never in argv.
+when absent). Workers receive their credentials on stdin, never in their environment
+or argv.
 
 Agents call the project's scripts by SHA only (their rules have no ``+eval``), so
 the operator loads the scripts (``SCRIPT LOAD``) whenever it applies the users.
@@ -29,7 +30,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import redis
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.process.server_files import write_private
-from meshc.runtime.scripts import all_scripts
+from meshc.runtime.scripts import Script, registered
 
 ENV_PREFIX = "MESHC_ACL_PASSWORD_"
 
@@ -180,11 +181,18 @@ def enable(url: str, package: str, secret_file: Path = DEFAULT_SECRET_FILE) -> A
     return AgentUrls(agents, acl.OPERATOR_USER, operator, dropped, locking, saved)
 
 
+def worker_scripts() -> list[Script]:
+    """Every script a worker may call, the LLM agents' included."""
+    import meshc.runtime.llm.store  # noqa: F401 - makes (registers) the LLM agents' scripts
+
+    return registered()
+
+
 def load_scripts(operator_url: str) -> list[str]:
     """Load (SCRIPT LOAD, as the operator) every worker script the server lacks; the
     SHAs loaded. Agents call scripts by SHA only and may not load them, so after a
     restart or a ``SCRIPT FLUSH`` they wait until this has run."""
-    everything = all_scripts()
+    everything = worker_scripts()
     client = connect(operator_url)
     try:
         present = client.script_exists(*[s.sha for s in everything])

@@ -14,7 +14,7 @@ grant ``+evalsha`` and no ``+eval`` or ``+script|load``. A server that answers N
 (its script cache is empty after a restart or a ``SCRIPT FLUSH``) gets the script with
 SCRIPT LOAD when this user may load it (no ACLs); when it may not, the call raises
 :class:`ScriptsNotLoaded`, which workers wait out like an outage until the operator
-(``meshc run --acl``) has loaded the project's scripts again (:func:`all_scripts`).
+(``meshc run --acl``) has loaded the project's scripts again (:func:`registered`).
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ _REFUSED: weakref.WeakSet[Any] = weakref.WeakSet()
 class Script:
     """A Lua source with its SHA1, called by EVALSHA only; loaded on NOSCRIPT when the
     user may (see the module docstring). Every instance is registered, so the operator
-    can load all of them (:func:`all_scripts`)."""
+    can load all of them (:func:`registered`)."""
 
     def __init__(self, source: str) -> None:
         source = _lua(source)
@@ -356,11 +356,9 @@ join_fail = Script(JOIN_FAIL)
 join_due = Script(JOIN_DUE)
 
 
-def all_scripts() -> list[Script]:
-    """Every script a worker may call (the LLM agents' ones included), to be loaded by
-    whoever may: the operator under ACLs."""
-    import meshc.runtime.llm.store  # noqa: F401 - registers the LLM agents' scripts
-
+def registered() -> list[Script]:
+    """Every script made so far: this module's, and those of modules imported since
+    (the LLM agents' ``meshc.runtime.llm.store``)."""
     return list(_REGISTERED)
 
 

@@ -40,8 +40,11 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 
 def is_busy(exc: ResponseError) -> bool:
     """The server is running a long script (``BUSY``): it answers again when that ends
-    or is killed, so the worker waits instead of dying."""
-    return str(exc).startswith("BUSY")
+    or is killed, so the worker waits instead of dying. redis-py rewrites an error
+    inside a pipeline as ``Command # N (…) of pipeline caused error: ('BUSY …',)``."""
+    message = str(exc)
+    _, pipelined, own = message.partition(" of pipeline caused error: ")
+    return (own.lstrip("('\"") if pipelined else message).startswith("BUSY")
 
 
 def waitable(exc: BaseException) -> bool:

@@ -27,7 +27,7 @@ import pytest
 import redis
 from e2e_kit import REPO, wait_for
 from meshc.codegen.build import build_cached
-from meshc.ops.acl import with_credentials
+from meshc.ops.acl import with_credentials, worker_scripts
 from meshc.ops.client import MeshClient
 from meshc.runtime.process.server import ensure_server, free_port, read_state
 from meshc.runtime.spec import MeshSpec
@@ -143,9 +143,7 @@ def test_the_backlog_drains_after_the_embedded_server_is_killed(workdir: Path, a
 
 
 def _worker_shas() -> list[str]:
-    from meshc.runtime.scripts import all_scripts
-
-    return [s.sha for s in all_scripts()]
+    return [s.sha for s in worker_scripts()]
 
 
 class OutsideServer:

@@ -14,6 +14,7 @@ import threading
 
 import pytest
 import redis
+from meshc.runtime.transport import waitable
 from meshc.runtime.wire import MAX_TRACE
 from redis.asyncio import Redis
 from stream_kit import add, entries, has, running, until
@@ -93,3 +94,35 @@ def test_a_server_busy_with_a_long_script_is_waited_out(
     finally:
         admin.close()
     assert any("BUSY" in r.getMessage() for r in caplog.records), "the worker never saw BUSY"
+
+
+def test_busy_is_recognised_inside_a_pipeline(own_server: str) -> None:
+    """redis-py rewrites an error inside a pipeline (``Command # 1 (…) of pipeline
+    caused error: ('BUSY …',)``); the retry scan's pipeline once died of that form."""
+    admin = redis.Redis.from_url(own_server)
+    admin.config_set("busy-reply-threshold", 100)
+    spinner = threading.Thread(target=admin.eval, args=(SPIN, 0, 2))
+    spinner.start()
+
+    async def pipelined() -> BaseException:
+        r = Redis.from_url(own_server)
+        try:
+            while True:
+                pipe = r.pipeline(transaction=False)
+                pipe.xlen("t.in")
+                try:
+                    await pipe.execute()
+                except redis.ResponseError as err:
+                    return err
+                await asyncio.sleep(0.02)  # not busy yet
+        finally:
+            await r.aclose()
+
+    try:
+        error = asyncio.run(pipelined())
+    finally:
+        spinner.join()
+        admin.close()
+    assert "of pipeline caused error" in str(error) and "BUSY" in str(error)
+    assert waitable(error)
+    assert not waitable(redis.ResponseError("Command # 1 (XLEN t) of pipeline caused error: ERR x"))

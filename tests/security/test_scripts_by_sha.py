@@ -22,11 +22,10 @@ import pytest
 import redis
 from cli_kit import wait_for
 from meshc.codegen.build import Built, build_cached
-from meshc.ops.acl import AgentUrls, admin_client, enable
+from meshc.ops.acl import AgentUrls, admin_client, enable, worker_scripts
 from meshc.ops.acl_watch import AclWatch
 from meshc.ops.client import MeshClient
 from meshc.runtime.process.launch import run_mesh
-from meshc.runtime.scripts import all_scripts
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = "doc.review.summary"
@@ -61,7 +60,7 @@ def test_an_agent_cannot_send_a_script_of_its_own(users: AgentUrls) -> None:
         for command in OWN_CODE:
             with pytest.raises(redis.exceptions.NoPermissionError):
                 grammar.execute_command(*command)
-        commit = all_scripts()[0]
+        commit = worker_scripts()[0]
         # The project's scripts, by SHA, are what it may run (NOSCRIPT would say "not
         # loaded"; an arity error says it got past the ACL and into the script).
         with pytest.raises(redis.ResponseError) as ran:
@@ -77,7 +76,8 @@ def test_enabling_loads_every_script_the_workers_call(
 ) -> None:
     admin = admin_client(own_server, tmp_path / "secrets.json")
     try:
-        assert admin.script_exists(*[s.sha for s in all_scripts()]) == [True] * len(all_scripts())
+        shas = [s.sha for s in worker_scripts()]
+        assert len(shas) == 8 and admin.script_exists(*shas) == [True] * 8
     finally:
         admin.close()
 
