@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         users = enable(url, built.package, args.acl_secrets)
         url_for, operator_url = users.for_agent, users.operator_url
         _report_acl(users, args.acl_secrets)
-        watch = start_watch(url, built.package, args.acl_secrets, operator_url)
+        watch = start_watch(url, built.package, args.acl_secrets, users)
     env = built.worker_env() | ({LEVEL_ENV: "DEBUG"} if args.verbose else {})
     try:
         return run_mesh(

@@ -6,8 +6,9 @@ comes back with an empty script cache. The workers then cannot log in (WRONGPASS
 run a script (NOSCRIPT: they may not load one) and wait, with backoff. This watch,
 beside the supervisor, is what ends that wait: every few seconds it
 
-- logs in as the operator; refused (the users are gone, or were changed), it applies
-  the compiled users again with the admin connection and the same passwords
+- logs in as the operator, then as each agent on the same connection (``AUTH``);
+  refused (the users are gone, or were changed), it applies the compiled users again
+  with the admin connection and the same passwords
   (:func:`meshc.ops.acl.enable`, which also gives ``default`` its password back and
   loads the scripts);
 - asks which of the project's scripts the server lacks (``SCRIPT EXISTS``) and loads
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
-from meshc.ops.acl import enable, load_scripts
+from meshc.ops.acl import AgentUrls, enable, load_scripts
 from meshc.runtime.connect import MeshOpsError, ServerUnreachable, connect, redact
 
 EVERY = 2.0  # seconds between checks
@@ -35,10 +38,17 @@ class AclWatch:
     own every ``every`` seconds (:meth:`start` … :meth:`stop`)."""
 
     def __init__(
-        self, url: str, package: str, secret_file: Path, operator_url: str, every: float = EVERY
+        self,
+        url: str,
+        package: str,
+        secret_file: Path,
+        operator_url: str,
+        agent_urls: Sequence[str] = (),
+        every: float = EVERY,
     ) -> None:
         self.url, self.package, self.secret_file = url, package, secret_file
         self.operator_url = operator_url
+        self.logins = [_login(u) for u in agent_urls]
         self.every = every
         self.reapplied = 0  # how many times the users were applied again
         self.reloaded = 0  # how many times scripts were loaded again
@@ -73,8 +83,8 @@ class AclWatch:
             self._down = False
 
     def check(self) -> None:
-        """Apply the users again if the operator cannot log in; load missing scripts."""
-        if not self._operator_logs_in():
+        """Apply the users again if one cannot log in; load missing scripts."""
+        if not self._users_log_in():
             enable(self.url, self.package, self.secret_file)  # loads the scripts too
             self.reapplied += 1
             log.warning(
@@ -90,18 +100,34 @@ class AclWatch:
                 "FLUSH); loaded them again", redact(self.url), len(loaded),
             )  # fmt: skip
 
-    def _operator_logs_in(self) -> bool:
-        """True when the operator's password is accepted; a server that does not answer
-        raises (an outage, not lost users)."""
+    def _users_log_in(self) -> bool:
+        """True when the operator's password and every agent's are accepted; a server
+        that does not answer raises (an outage, not lost users)."""
         try:
-            connect(self.operator_url).close()
+            client = connect(self.operator_url)
         except ServerUnreachable as err:
             if isinstance(err.__cause__, redis.AuthenticationError):
                 return False
             raise
+        try:
+            for user, password in self.logins:
+                client.execute_command("AUTH", user, password)  # type: ignore[no-untyped-call]
+        except redis.AuthenticationError:
+            return False
+        finally:
+            client.close()
         return True
 
 
-def start_watch(url: str, package: str, secret_file: Path, operator_url: str) -> AclWatch:
-    """Start watching; stop it with :meth:`AclWatch.stop` when the mesh stops."""
-    return AclWatch(url, package, secret_file, operator_url).start()
+def _login(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if parts.username is None or parts.password is None:  # a unix socket URL's query
+        query = parse_qs(parts.query)
+        return query["username"][0], query["password"][0]
+    return unquote(parts.username), unquote(parts.password)
+
+
+def start_watch(url: str, package: str, secret_file: Path, users: AgentUrls) -> AclWatch:
+    """Start watching ``users``; stop it with :meth:`AclWatch.stop` when the mesh stops."""
+    agents = list(users.agents.values())
+    return AclWatch(url, package, secret_file, users.operator_url, agents).start()
