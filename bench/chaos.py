@@ -184,7 +184,7 @@ def chaos_mesh_text(cfg: ChaosConfig) -> str:
 
 
 def sample_texts() -> list[str]:
-    from meshes.review.chunking import split_document
+    from meshc.examples.review.chunking import split_document
 
     texts = []
     for path in sorted((ROOT / "meshes" / "samples").glob("*.md")):

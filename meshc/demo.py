@@ -52,9 +52,9 @@ class DemoResult:
 
 def sample_documents(count: int | None = None) -> dict[str, str]:
     """The sample documents; ``count`` of them, reusing samples under new ids if needed."""
-    from meshes import load_samples
+    from meshc.examples import load_samples
 
-    samples = load_samples()
+    samples: dict[str, str] = load_samples()
     if count is None:
         return samples
     names = list(samples)
@@ -68,12 +68,12 @@ def sample_documents(count: int | None = None) -> dict[str, str]:
 
 def review_mesh_file(llm: bool = False) -> str:
     """Where the packaged review mesh is, for messages (``meshc status <it>``)."""
-    return str(files("meshes").joinpath(LLM_MESH_FILE if llm else MESH_FILE))
+    return str(files("meshc.examples").joinpath(LLM_MESH_FILE if llm else MESH_FILE))
 
 
 def build_review_mesh(llm: bool = False) -> Built:
     """Compile the packaged review mesh (or its LLM version) into this folder's cache."""
-    with as_file(files("meshes").joinpath(LLM_MESH_FILE if llm else MESH_FILE)) as path:
+    with as_file(files("meshc.examples").joinpath(LLM_MESH_FILE if llm else MESH_FILE)) as path:
         return build_cached(str(path))
 
 
@@ -103,7 +103,7 @@ def review(
 
 def review_tasks(documents: dict[str, str]) -> list[dict[str, Any]]:
     """The chunks of every document as review tasks."""
-    from meshes.review import split_document
+    from meshc.examples.review import split_document
 
     return [
         dict(task)

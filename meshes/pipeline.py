@@ -10,7 +10,7 @@ import re
 import unicodedata
 from typing import Protocol, TypedDict
 
-from meshes._text import count_words, sentence_spans
+from meshc.examples._text import count_words, sentence_spans
 
 WORDS_PER_MINUTE = 238  # average silent reading speed of adults (Brysbaert, 2019)
 

@@ -16,8 +16,8 @@ from typing import Any, Protocol, TypedDict
 
 from meshc.runtime.context import Joined
 
-from meshes._qa_samples import SAMPLE_QUESTIONS
-from meshes._text import sentence_spans, wordset
+from meshc.examples._qa_samples import SAMPLE_QUESTIONS
+from meshc.examples._text import sentence_spans, wordset
 
 K1 = 1.2
 B = 0.75

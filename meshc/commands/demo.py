@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
+from meshc import extras
 from meshc.commands.common import REDIS_HELP, fail, guarded, server_url
 from meshc.commands.output import add_color_option, use_color
 from meshc.demo import DemoResult, build_review_mesh, review, review_mesh_file, sample_documents
@@ -90,11 +91,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     extra_env: dict[str, str] = {}
+    needs = extras.problem("llm", "meshc demo --model-url") if args.model_url else None
+    if needs:
+        return fail(NAME, needs, 2)
     if args.model_url:
         from meshc.runtime.llm.settings import demo_overrides
 
         extra_env = demo_overrides(args.model_url, args.model)
-    from meshes.review import format_report
+    from meshc.examples.review import format_report
 
     documents = sample_documents(args.docs)
     built = build_review_mesh(llm=bool(args.model_url))
@@ -127,12 +131,9 @@ def _serve(args: argparse.Namespace) -> int:
     """The review mesh behind the gateway until Ctrl-C (needs meshc[serve])."""
     if args.model_url:
         return fail(NAME, "--serve runs the plain review mesh; drop --model-url", 2)
-    import importlib.util
-
-    from meshc.gateway import EXTRA_HINT
-
-    if any(importlib.util.find_spec(m) is None for m in ("starlette", "uvicorn", "httpx")):
-        return fail(NAME, f"--serve needs the gateway's packages: {EXTRA_HINT}", 2)
+    needs = extras.problem("serve", "meshc demo --serve")
+    if needs:
+        return fail(NAME, needs, 2)
     from meshc.gateway.config import GatewayConfigError
     from meshc.gateway.demo import serve_demo
 

@@ -10,15 +10,14 @@ run separately (`meshc run FILE`). Needs the extra: pip install 'meshc[serve]'.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import socket
 import sys
 from typing import Any
 
+from meshc import extras
 from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
-from meshc.gateway import EXTRA_HINT
 from meshc.gateway.config import (
     TOKENS_ENV,
     GatewayConfig,
@@ -34,7 +33,6 @@ from meshc.runtime import cluster
 from meshc.runtime.connect import connect
 
 NAME = "serve"
-NEEDS = ("starlette", "uvicorn", "httpx")
 log = logging.getLogger("meshc.gateway")
 LIMIT_OPTIONS: tuple[tuple[str, type, str, float, str], ...] = (
     ("--max-body", int, "BYTES", Limits.max_body, "largest request body"),
@@ -90,9 +88,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = [m for m in NEEDS if importlib.util.find_spec(m) is None]
-    if missing:
-        return fail(NAME, f"needs {', '.join(missing)}: {EXTRA_HINT}", 2)
+    needs = extras.problem("serve", "meshc serve")
+    if needs:
+        return fail(NAME, needs, 2)
     problem = _check_numbers(args)
     if problem:
         return fail(NAME, problem, 2)

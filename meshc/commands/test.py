@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from meshc import extras
 from meshc.commands.output import add_color_option
 
 
@@ -48,10 +49,9 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        import hypothesis  # noqa: F401
-    except ImportError:
-        print("meshc test needs hypothesis: pip install 'meshc[test]'", file=sys.stderr)
+    needs = extras.problem("testing", "meshc test")
+    if needs:
+        print(f"meshc test: {needs}", file=sys.stderr)
         return 2
     with _hypothesis_files_in(Path(".meshc", "hypothesis").absolute()):
         return _test(args)

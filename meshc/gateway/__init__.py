@@ -11,5 +11,3 @@ optional extra ``meshc[serve]``. See docs/gateway.md.
 """
 
 from __future__ import annotations
-
-EXTRA_HINT = "pip install 'meshc[serve]'"

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 
+from meshc.extras import install_hint
+
 TIMEOUT = 60.0
 DEFAULT_DPI = 96  # Graphviz's own default: a picture's natural size in pixels
 
@@ -29,8 +31,8 @@ def graphviz_command() -> str:
     if os.access(beside, os.X_OK):
         return beside
     raise GraphvizError(
-        "Graphviz is needed for svg, png and html: install the `graphviz-pure` pip "
-        "package (a dependency of meshc) or Debian's `graphviz` (the `dot` command)"
+        "svg, png and html need Graphviz: the `render` extra (graphviz-pure), "
+        f"{install_hint('render')}, or Debian's `graphviz` (the `dot` command)"
     )
 
 

@@ -1,8 +1,8 @@
 """Testing a mesh: hypothesis strategies, a pytest plugin, and ``meshc test``.
 
 - :mod:`meshc.testing.strategies`: ``payloads``, ``near_valid``, ``joined``, ``meshes``;
-- :mod:`meshc.testing.plugin`: the ``meshc_mesh`` fixture (loaded through the
-  ``pytest11`` entry point);
+- :mod:`meshc.testing.plugin`: the ``meshc_mesh`` fixture (opt-in:
+  ``pytest_plugins = ["meshc.testing.plugin"]`` or ``pytest -p meshc.testing.plugin``);
 - :mod:`meshc.testing.harness`: ``RunningMesh``, a mesh's workers running in-process;
 - :mod:`meshc.testing.runner`: the checks behind ``meshc test``.
 

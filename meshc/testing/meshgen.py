@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
 import yaml
-from hypothesis import strategies as st
+from meshc.extras import MissingExtra, message
+
+try:
+    from hypothesis import strategies as st
+except ImportError as err:
+    raise MissingExtra(message("testing", "meshc.testing.meshgen", ["hypothesis"])) from err
 
 CONFORM = "meshc.testing.handlers:conform"
 _LANE_WORDS = ("alpha", "beta", "gamma", "delta", "north", "south")

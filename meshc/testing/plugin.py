@@ -1,4 +1,5 @@
-"""The pytest plugin of meshc (entry point ``pytest11: meshc``).
+"""The pytest plugin of meshc, opt-in: ``pytest_plugins = ["meshc.testing.plugin"]`` in a
+project's top ``conftest.py``, or ``pytest -p meshc.testing.plugin``.
 
 Two fixtures:
 

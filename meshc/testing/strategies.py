@@ -21,8 +21,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import reject
-from hypothesis import strategies as st
+from meshc.extras import MissingExtra, message
+
+try:
+    from hypothesis import reject
+    from hypothesis import strategies as st
+except ImportError as err:
+    raise MissingExtra(message("testing", "meshc.testing.strategies", ["hypothesis"])) from err
+
 from meshc.core import CoreMesh
 from meshc.runtime.context import Joined
 from meshc.runtime.spec import MeshSpec

@@ -9,7 +9,7 @@ has a function of the same name), ``summary.summarize`` is the aggregator. Aroun
 
 from __future__ import annotations
 
-from meshes.review.chunking import chunk_spans, split_document
-from meshes.review.report import format_report
+from meshc.examples.review.chunking import chunk_spans, split_document
+from meshc.examples.review.report import format_report
 
 __all__ = ["chunk_spans", "format_report", "split_document"]

@@ -12,7 +12,7 @@ import re
 from itertools import pairwise
 from typing import TypedDict
 
-from meshes._text import Span, fence_marker, heading_level
+from meshc.examples._text import Span, fence_marker, heading_level
 
 _SENTENCE_BREAK = re.compile(r"[.!?][\"'”’)\]]*\s+")
 _LINE_BREAK = re.compile(r"\n+")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from meshes._text import count_words, mask_code, sentence_spans, word_map, wordset
-from meshes.review._common import (
+from meshc.examples._text import count_words, mask_code, sentence_spans, word_map, wordset
+from meshc.examples.review._common import (
     Finding,
     LensResult,
     ReviewTask,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from meshes._text import heading_level, mask_code, wordset
-from meshes.review._common import (
+from meshc.examples._text import heading_level, mask_code, wordset
+from meshc.examples.review._common import (
     Finding,
     LensResult,
     ReviewTask,
@@ -23,7 +23,7 @@ from meshes.review._common import (
     starts_sentence,
     table_findings,
 )
-from meshes.review._spelling import MISSPELLINGS
+from meshc.examples.review._spelling import MISSPELLINGS
 
 _REPEATED = re.compile(r"(?<![\w'’-])([^\W\d_]+)(?:[ \t]+|[ \t]*\n[ \t]*)(\1)(?![\w'’-])", re.I)
 _REPEAT_OK = frozenset({"had", "that", "bye", "ha", "no"})

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshes.review.chunking import chunk_spans
+from meshc.examples.review.chunking import chunk_spans
 
 LENS_ORDER = ("grammar", "clarity", "tone", "structure")
 SEVERITIES = ("error", "warning", "info")

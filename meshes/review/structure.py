@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from meshes._text import MASK, count_words, heading_level, mask_code, sentence_spans
-from meshes.review._common import Finding, LensResult, ReviewTask, finding, lens_result
+from meshc.examples._text import MASK, count_words, heading_level, mask_code, sentence_spans
+from meshc.examples.review._common import Finding, LensResult, ReviewTask, finding, lens_result
 
 LONG_PARAGRAPH = 150
 WALL_OF_TEXT = 200

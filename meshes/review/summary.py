@@ -13,7 +13,7 @@ from typing import Any, TypedDict, cast
 
 from meshc.runtime.context import Joined
 
-from meshes.review._common import Finding, Severity, finding, sort_findings
+from meshc.examples.review._common import Finding, Severity, finding, sort_findings
 
 
 class Summary(TypedDict):

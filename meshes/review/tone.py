@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from meshes._text import mask_code, wordset
-from meshes.review._common import (
+from meshc.examples._text import mask_code, wordset
+from meshc.examples.review._common import (
     Finding,
     LensResult,
     ReviewTask,

@@ -47,11 +47,11 @@ from meshc.runtime import scripts
 from meshc.runtime.builtins import fanout as _fanout
 from redis.asyncio import connection as _connection
 
-from meshes.review.clarity import clarity as _clarity
-from meshes.review.grammar import grammar as _grammar
-from meshes.review.structure import structure as _structure
-from meshes.review.summary import summarize as _summarize
-from meshes.review.tone import tone as _tone
+from meshc.examples.review.clarity import clarity as _clarity
+from meshc.examples.review.grammar import grammar as _grammar
+from meshc.examples.review.structure import structure as _structure
+from meshc.examples.review.summary import summarize as _summarize
+from meshc.examples.review.tone import tone as _tone
 
 FAULTS_ENV = "MESHC_FAULTS"
 STALL_ENV = "MESHC_FAULTS_STALL"

@@ -114,4 +114,4 @@ def test_generated_package_imports_and_matches_the_model(in_repo: Path) -> None:
         ["aggregator", "clarity", "coordinator", "grammar", "ingestion", "structure", "tone"]
     )
     assert lanes == {f"doc.suggestions.{k}": k for k in ("clarity", "grammar", "structure", "tone")}
-    assert handler == "meshes.review.grammar:grammar"
+    assert handler == "meshc.examples.review.grammar:grammar"

@@ -10,7 +10,7 @@ from e2e_kit import cli, meshc_process
 from meshc.runtime.process.server import ensure_server, stop_server
 from pytest import TempPathFactory
 
-from meshes import load_samples
+from meshc.examples import load_samples
 
 
 def _findings(report: str) -> int:

@@ -9,7 +9,7 @@ from meshc.codegen.build import build_cached
 from meshc.demo import running_workers
 from meshc.ops.client import MeshClient
 
-from meshes.qa import sample_questions
+from meshc.examples.qa import sample_questions
 
 # question id -> (slot of the answering passage, words the answer must contain)
 EXPECTED = {
@@ -21,7 +21,7 @@ EXPECTED = {
 
 
 def test_qa_mesh_answers_the_sample_questions(server: str, workdir: Path) -> None:
-    with as_file(files("meshes").joinpath("qa_slots.yaml")) as path:
+    with as_file(files("meshc.examples").joinpath("qa_slots.yaml")) as path:
         built = build_cached(str(path))
     spec = built.load_spec()
     questions = sample_questions()

@@ -9,7 +9,7 @@ from e2e_kit import cli, xlen
 from meshc.demo import build_review_mesh, review_mesh_file, review_tasks, running_workers
 from meshc.ops.client import MeshClient
 
-from meshes import load_samples
+from meshc.examples import load_samples
 
 LENSES = {"grammar", "clarity", "tone", "structure"}
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshes import load_samples
-from meshes.review import chunk_spans, split_document
+from meshc.examples import load_samples
+from meshc.examples.review import chunk_spans, split_document
 
 
 def check_round_trip(text: str, max_chars: int) -> list[dict[str, object]]:

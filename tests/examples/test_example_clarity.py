@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshes.review.clarity import clarity
+from meshc.examples.review.clarity import clarity
 
 
 def review(text: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshes.review.grammar import grammar
+from meshc.examples.review.grammar import grammar
 
 
 def review(text: str) -> list[Any]:
@@ -128,7 +128,7 @@ def test_findings_are_sorted_by_position() -> None:
 
 
 def test_misspelling_table_is_large_and_never_maps_to_itself() -> None:
-    from meshes.review._spelling import MISSPELLINGS
+    from meshc.examples.review._spelling import MISSPELLINGS
 
     assert len(MISSPELLINGS) >= 80
     assert all(wrong != right and wrong.islower() for wrong, right in MISSPELLINGS.items())

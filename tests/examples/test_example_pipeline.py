@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshes.pipeline import WORDS_PER_MINUTE, normalize, normalize_text, stats
+from meshc.examples.pipeline import WORDS_PER_MINUTE, normalize, normalize_text, stats
 
 
 def item(text: str) -> SimpleNamespace:

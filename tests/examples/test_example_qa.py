@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshes.qa import pick, rank_passage, sample_questions, score, split, stem
+from meshc.examples.qa import pick, rank_passage, sample_questions, score, split, stem
 
 SLOTS = tuple(f"qa.slot.{i}" for i in range(4))
 EXPECTED = {"tides": 1, "xack": 2, "coffee": 3, "everest": 0}

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from meshes import load_samples
-from meshes.review import format_report, split_document
-from meshes.review.clarity import clarity
-from meshes.review.grammar import grammar
-from meshes.review.structure import structure
-from meshes.review.summary import summarize
-from meshes.review.tone import tone
+from meshc.examples import load_samples
+from meshc.examples.review import format_report, split_document
+from meshc.examples.review.clarity import clarity
+from meshc.examples.review.grammar import grammar
+from meshc.examples.review.structure import structure
+from meshc.examples.review.summary import summarize
+from meshc.examples.review.tone import tone
 
 LENSES = {"grammar": grammar, "clarity": clarity, "tone": tone, "structure": structure}
 SAMPLES = load_samples()

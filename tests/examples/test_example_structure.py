@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshes.review.structure import structure
+from meshc.examples.review.structure import structure
 
 
 def review(text: str) -> list[Any]:

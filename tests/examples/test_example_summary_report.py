@@ -8,9 +8,9 @@ from typing import Any
 
 import pydantic
 
-from meshes.review import format_report, split_document
-from meshes.review.grammar import grammar
-from meshes.review.summary import summarize
+from meshc.examples.review import format_report, split_document
+from meshc.examples.review.grammar import grammar
+from meshc.examples.review.summary import summarize
 
 LANES = ("grammar", "clarity", "tone", "structure")
 

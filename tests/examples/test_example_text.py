@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshes._text import MASK, count_words, mask_code, sentence_spans
+from meshc.examples._text import MASK, count_words, mask_code, sentence_spans
 
 
 def sentences(text: str) -> list[str]:

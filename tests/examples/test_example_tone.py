@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshes.review.tone import tone
+from meshc.examples.review.tone import tone
 
 
 def review(text: str) -> list[Any]:

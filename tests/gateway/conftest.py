@@ -34,7 +34,7 @@ def review(
     with redis.Redis.from_url(valkey_only_server) as r:
         r.flushall()
     folder = tmp_path_factory.mktemp("review")
-    with as_file(files("meshes").joinpath("doc_review.yaml")) as path:
+    with as_file(files("meshc.examples").joinpath("doc_review.yaml")) as path:
         built: Built = build_cached(str(path), folder)
     spec = built.load_spec()
     with running_workers(spec, built, valkey_only_server):

@@ -50,7 +50,7 @@ def test_the_openapi_document_is_valid_typed_and_stable(
 def test_the_review_mesh_document_is_valid() -> None:
     from importlib.resources import as_file, files
 
-    with as_file(files("meshes").joinpath("doc_review.yaml")) as path:
+    with as_file(files("meshc.examples").joinpath("doc_review.yaml")) as path:
         done = cli("serve", str(path), "--openapi", "--no-auth")
     assert done.code == 0, done.err
     doc = orjson.loads(done.out)

@@ -142,7 +142,7 @@ def test_no_graphviz_is_a_clear_error(
     monkeypatch.setattr("meshc.render.engine.sys.executable", "/nonexistent/bin/python")
     assert main(["render", DOC, "--format", "svg"]) == 1
     err = capsys.readouterr().err
-    assert "graphviz-pure" in err and "Traceback" not in err
+    assert "graphviz-pure" in err and "meshc[render]" in err and "Traceback" not in err
 
 
 def test_text_falls_back_to_ascii_on_a_non_utf8_terminal() -> None:

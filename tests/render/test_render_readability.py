@@ -114,7 +114,7 @@ def test_a_lane_family_is_one_participant_of_the_sequence() -> None:
     ]
     assert "a_coordinator->>f_review: XADD doc.review.{lane} ReviewTask ×4" in seq
     assert "Note over f_review: 4 lanes: grammar, clarity, tone, structure" in seq
-    assert "Note over f_review: handler meshes.review.{lane}:{lane}" in seq
+    assert "Note over f_review: handler meshc.examples.review.{lane}:{lane}" in seq
     assert "a_aggregator->>f_review: XREADGROUP doc.suggestions.{lane} GROUP aggregator" in seq
     assert "f_review-->>a_aggregator: LensResult ×4" in seq
 

@@ -143,7 +143,7 @@ def test_a_handler_module_that_fails_to_import_is_a_failed_check(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "exploding_handlers.py").write_text("raise SystemExit('no config')\n")
     text = (ROOT / "meshes/pipeline.yaml").read_text()
-    text = text.replace("meshes.pipeline:", "exploding_handlers:")
+    text = text.replace("meshc.examples.pipeline:", "exploding_handlers:")
     (tmp_path / "mesh.yaml").write_text(text)
     code, out, _ = meshc_test(capsys, "mesh.yaml", "--max-examples", "5")
     assert code == 1

@@ -74,8 +74,20 @@ def test_an_llm_mesh_without_stubs_is_a_usage_error(meshc_mesh: MeshFactory) -> 
         meshc_mesh(path)
 
 
-def test_the_plugin_is_loaded_by_its_entry_point(tmp_path: Path) -> None:
-    """A project that installs meshc gets the fixtures with no conftest at all."""
+def _pytest(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest in ``folder`` as a user's project runs it: no conftest of this repository."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+    )
+
+
+def test_the_plugin_is_loaded_with_dash_p(tmp_path: Path) -> None:
+    """A project opts in with ``-p meshc.testing.plugin`` and gets the fixtures."""
     (tmp_path / "test_user.py").write_text(
         textwrap.dedent(
             f"""
@@ -86,13 +98,22 @@ def test_the_plugin_is_loaded_by_its_entry_point(tmp_path: Path) -> None:
             """
         )
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_user.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
-    )
+    done = _pytest(tmp_path, "-p", "meshc.testing.plugin", "test_user.py")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def test_the_plugin_is_not_loaded_unless_asked(tmp_path: Path) -> None:
+    """Installing meshc changes no other project's pytest runs: no ``pytest11`` entry."""
+    (tmp_path / "test_user.py").write_text("def test_x(meshc_mesh):\n    pass\n")
+    done = _pytest(tmp_path, "test_user.py")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "fixture 'meshc_mesh' not found" in done.stdout
+
+
+def test_a_pytest_plugins_line_loads_it(tmp_path: Path) -> None:
+    """The other way to opt in: ``pytest_plugins`` in the project's top conftest.py."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["meshc.testing.plugin"]\n')
+    done = _pytest(tmp_path, "--fixtures")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "meshc_mesh" in done.stdout and "meshc_server" in done.stdout
