@@ -146,9 +146,14 @@ _WORDS = (
 )
 
 
+@dataclass(frozen=True)
 class Sizes:
     """Bounds on drawn values: characters per string, items per list or dict, and how
-    deep nested or self-referencing types go before optional links become ``None``."""
+    deep nested or self-referencing types go before optional links become ``None``.
+
+    Frozen, so one value can be the default of every strategy: ``Sizes(text=5)``
+    changes one bound and keeps the others.
+    """
 
     text: int = 40
     items: int = 4

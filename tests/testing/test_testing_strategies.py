@@ -17,6 +17,7 @@ from meshc.runtime.spec import MeshSpec
 from meshc.testing.loading import load
 from meshc.testing.strategies import (
     NearValid,
+    Sizes,
     joined,
     meshes,
     near_valid,
@@ -179,3 +180,25 @@ def test_drawn_mesh_dicts_round_trip_through_yaml(doc: dict[str, Any]) -> None:
 def test_unknown_stream_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="no stream 'nope'"):
         payloads(ROOT / "meshes/pipeline.yaml", "nope")
+
+
+def test_sizes_take_keywords_and_bound_what_is_drawn() -> None:
+    """``Sizes(text=5)`` sets one bound and keeps the others' defaults."""
+    small = Sizes(text=5, items=2)
+    assert (small.text, small.items, small.depth) == (5, 2, Sizes().depth)
+    with pytest.raises(AttributeError):
+        small.text = 6  # type: ignore[misc]
+    mesh = analyze_text(
+        "mesh: m\nversion: 1\ntypes:\n  T: {id: str, tags: 'list[str]'}\n"
+        "streams:\n  a.in: {type: T, terminal: true}\n"
+        "agents:\n  p: {role: producer, writes: [a.in]}\n"
+    ).core
+    assert mesh is not None
+
+    @FAST
+    @given(payloads(mesh, "a.in", small))
+    def bounded(payload: dict[str, Any]) -> None:
+        assert len(payload["id"]) <= 5 and len(payload["tags"]) <= 2
+        assert all(len(tag) <= 5 for tag in payload["tags"])
+
+    bounded()
