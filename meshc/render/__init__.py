@@ -9,7 +9,11 @@ data (:mod:`meshc.render.live`), read by ``meshc.ops.live``.
 
 from __future__ import annotations
 
+import os
+import sys
+import types
 from collections.abc import Sequence
+from typing import Any
 
 from meshc.core import CoreMesh
 from meshc.diagnostics import Diagnostic
@@ -42,6 +46,7 @@ __all__ = [
     "graphviz_command",
     "picture_attributes",
     "render",
+    "render_mesh",
     "report",
     "run_graphviz",
     "sequence",
@@ -86,3 +91,29 @@ def render(
         svg = run_graphviz(dot(core, live), "svg").decode("utf-8")
         return report(core, svg, diagnostics, live)
     raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+
+
+def render_mesh(
+    mesh: str | os.PathLike[str] | CoreMesh, fmt: str = "mermaid", **options: Any
+) -> str | bytes:
+    """:func:`render` of a mesh file (loaded and checked first) or of a core mesh:
+    what the library function ``meshc.render`` does."""
+    if isinstance(mesh, str | os.PathLike):
+        from meshc.api import load_mesh
+
+        mesh = load_mesh(os.fspath(mesh))
+    return render(mesh, fmt, **options)
+
+
+class _CallablePackage(types.ModuleType):
+    """Importing this package binds it to the name ``meshc.render``, in place of the
+    library function of that name (Python sets a subpackage on its parent): calling
+    the package does what the function does, so ``meshc.render(...)`` always works."""
+
+    def __call__(
+        self, mesh: str | os.PathLike[str] | CoreMesh, fmt: str = "mermaid", **options: Any
+    ) -> str | bytes:
+        return render_mesh(mesh, fmt, **options)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
