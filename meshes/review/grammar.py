@@ -39,6 +39,8 @@ _THEN = re.compile(
     re.I,
 )
 _ITS = re.compile(r"(?<![\w'’-])(its)\s+(?:a|an|the|not|been|going|got)(?![\w'’-])", re.I)
+# "Their is a problem": a possessive where "there" introduces the sentence.
+_THEIR = re.compile(r"(?<![\w'’-])(their)\s+(?:is|are|was|were)(?![\w'’-])", re.I)
 _PLURAL_IS = re.compile(
     r"(?<![\w'’-])(?:a lot of|lots of|many of the|most of the)\s+([^\W\d_]+s)\s+(is|was|has)\b",
     re.I,
@@ -99,6 +101,7 @@ def grammar(payload: ReviewTask, ctx: object) -> LensResult:
         *table_findings(_MODAL_OF, text, _modal_of),
         *table_findings(_THEN, text, _then),
         *table_findings(_ITS, text, _its),
+        *table_findings(_THEIR, text, _their),
     ]
     return lens_result(payload, "grammar", findings)
 
@@ -229,4 +232,10 @@ def _then(m: re.Match[str]) -> Finding:
 def _its(m: re.Match[str]) -> Finding:
     fixed = match_case("it's", m.group(1)) + m.group()[3:]
     message = f'"{m.group(1)}" is possessive; here it means "it is" or "it has": "{fixed}".'
+    return finding(m.span(), "error", message, fixed)
+
+
+def _their(m: re.Match[str]) -> Finding:
+    fixed = match_case("there", m.group(1)) + m.group()[5:]
+    message = f'"{m.group(1)}" is possessive; "something exists" takes "there": "{fixed}".'
     return finding(m.span(), "error", message, fixed)

@@ -68,6 +68,8 @@ POSITIVE = [
     ("It is more then enough.", "more then", "more than"),
     ("Its a trap.", "Its a", "It's a"),
     ("its been a week", "its been", "it's been"),
+    ("Their is a problem.", "Their is", "There is"),
+    ("I think their are two.", "their are", "there are"),
 ]
 
 
@@ -94,6 +96,7 @@ NEGATIVE = [
     "Does it have a cache? Let it have its way.",
     "We might of course try again.",
     "The team did its own review; its goal was clear.",
+    "Their plan is good, and their idea was better.",
     "A lot of work is done; a lot of news is good; there is some confusion.",
     "The number of users is growing, and they were happy.",
     "He doesn't know, they don't care, and she has a plan.",

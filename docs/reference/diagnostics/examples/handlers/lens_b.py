@@ -1,0 +1,5 @@
+from typing import Any
+
+
+def handle(payload: Any, ctx: Any) -> Any:
+    return payload
