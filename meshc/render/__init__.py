@@ -96,8 +96,16 @@ def render(
 def render_mesh(
     mesh: str | os.PathLike[str] | CoreMesh, fmt: str = "mermaid", **options: Any
 ) -> str | bytes:
-    """:func:`render` of a mesh file (loaded and checked first) or of a core mesh:
-    what the library function ``meshc.render`` does."""
+    """A diagram or document of a mesh, as ``meshc render --format FMT`` prints it: the
+    library function ``meshc.render``.
+
+    ``mesh`` is a file (loaded and checked first: MeshError when it has an error) or
+    a mesh from ``meshc.load``; ``fmt`` one of mermaid, sequence, dot, svg, png, html,
+    text or asyncapi (bytes for png, text otherwise). ``options`` are those of
+    :func:`render`: ``ascii``, ``as_json`` (asyncapi as JSON), ``dpi`` and ``size``
+    (png). Raises ValueError for an unknown format and GraphvizError when svg, png
+    or html find no Graphviz.
+    """
     if isinstance(mesh, str | os.PathLike):
         from meshc.api import load_mesh
 
