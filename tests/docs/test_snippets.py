@@ -3,7 +3,8 @@
 One test per Markdown file runs its blocks in order (a block may use the files and
 the state the ones before it left) in a working folder of its own, holding copies of
 ``meshes/`` and ``generated/`` as a checkout does. The blocks that need a server
-share this module's embedded Valkey, named by ``REDIS_URL`` (emptied for each file);
+share the session's embedded Valkey (tests/conftest.py), named by ``REDIS_URL`` and
+emptied for each file;
 a ``meshc server start`` in a block starts the folder's own one, stopped at the end.
 See snippets_kit.py for the annotations (skip, file, with, output-of).
 """
@@ -18,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import flushed, start_server
 from snippets_kit import ROOT, Block, Runner, blocks, runnable
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -27,20 +27,15 @@ COPIED = ("meshes", "generated")
 MAX_SKIPS = 8  # skips are for what cannot run here; keep them few
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from start_server("valkey", tmp_path_factory.mktemp("snippets-valkey"))
-
-
 @pytest.fixture
-def runner(server: str, tmp_path: Path) -> Iterator[Runner]:
+def runner(valkey_only_url: str, tmp_path: Path) -> Iterator[Runner]:
     work = tmp_path / "work"
     for name in COPIED:
         shutil.copytree(ROOT / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "home").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MESHC_"))}
     env |= {
-        "REDIS_URL": flushed(server),
+        "REDIS_URL": valkey_only_url,
         "HOME": str(tmp_path / "home"),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         "NO_COLOR": "1",
