@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     extra_env: dict[str, str] = {}
-    needs = extras.problem("llm", "meshc demo --model-url") if args.model_url else None
+    needs = extras.problem("llm", "--model-url") if args.model_url else None
     if needs:
         return fail(NAME, needs, 2)
     if args.model_url:
@@ -131,7 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
     """The review mesh behind the gateway until Ctrl-C (needs meshc[serve])."""
     if args.model_url:
         return fail(NAME, "--serve runs the plain review mesh; drop --model-url", 2)
-    needs = extras.problem("serve", "meshc demo --serve")
+    needs = extras.problem("serve", "--serve")
     if needs:
         return fail(NAME, needs, 2)
     from meshc.gateway.config import GatewayConfigError

@@ -88,7 +88,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    needs = extras.problem("serve", "meshc serve")
+    needs = extras.problem("serve", "the HTTP gateway")
     if needs:
         return fail(NAME, needs, 2)
     problem = _check_numbers(args)

@@ -49,7 +49,7 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    needs = extras.problem("testing", "meshc test")
+    needs = extras.problem("testing", "property testing")
     if needs:
         print(f"meshc test: {needs}", file=sys.stderr)
         return 2

@@ -4,8 +4,8 @@ One test per Markdown file runs its blocks in order (a block may use the files a
 the state the ones before it left) in a working folder of its own, holding copies of
 ``meshes/`` and ``generated/`` as a checkout does. The blocks that need a server
 share the session's embedded Valkey (tests/conftest.py), named by ``REDIS_URL`` and
-emptied for each file;
-a ``meshc server start`` in a block starts the folder's own one, stopped at the end.
+emptied for each file; a ``meshc server start`` in a block starts the folder's own
+one, stopped at the end.
 See snippets_kit.py for the annotations (skip, file, with, output-of).
 """
 

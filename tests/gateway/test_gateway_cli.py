@@ -104,7 +104,7 @@ def test_without_the_extra_it_says_how_to_install_it(mesh_file: str) -> None:
     with mock.patch("importlib.util.find_spec", hidden):
         done = cli("serve", mesh_file, "--no-auth")
     assert done.code == 2
-    assert "needs uvicorn" in done.err and "pip install 'meshc[serve]'" in done.err
+    assert "(missing: uvicorn)" in done.err and "pip install 'meshc[serve]'" in done.err
 
 
 def test_serve_runs_as_a_process_and_stops_on_sigterm(idle: Mesh, mesh_file: str) -> None:

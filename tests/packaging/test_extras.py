@@ -53,7 +53,7 @@ def test_serve_without_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     hide(monkeypatch, "uvicorn")
     done = cli("serve", PIPELINE, "--no-auth")
     assert done.code == 2
-    assert "meshc serve needs the `serve` extra (missing: uvicorn)" in done.err
+    assert "meshc serve: the HTTP gateway needs the `serve` extra (missing: uvicorn)" in done.err
     assert "pip install 'meshc[serve]'" in done.err and "Traceback" not in done.err
 
 
@@ -61,7 +61,7 @@ def test_demo_serve_without_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     hide(monkeypatch, "starlette")
     done = cli("demo", "--serve")
     assert done.code == 2
-    assert "meshc demo --serve needs the `serve` extra" in done.err
+    assert "meshc demo: --serve needs the `serve` extra" in done.err
     assert "meshc[serve]" in done.err
 
 
@@ -69,7 +69,7 @@ def test_demo_with_a_model_without_the_llm_extra(monkeypatch: pytest.MonkeyPatch
     hide(monkeypatch, "openai")
     done = cli("demo", "--model-url", "http://127.0.0.1:9/v1", "--model", "m")
     assert done.code == 2
-    assert "meshc demo --model-url needs the `llm` extra (missing: openai)" in done.err
+    assert "meshc demo: --model-url needs the `llm` extra (missing: openai)" in done.err
     assert "pip install 'meshc[llm]'" in done.err
 
 
@@ -77,7 +77,8 @@ def test_meshc_test_without_the_testing_extra(monkeypatch: pytest.MonkeyPatch) -
     hide(monkeypatch, "hypothesis")
     done = cli("test", PIPELINE)
     assert done.code == 2
-    assert "meshc test needs the `testing` extra (missing: hypothesis)" in done.err
+    needs = "meshc test: property testing needs the `testing` extra (missing: hypothesis)"
+    assert needs in done.err
     assert "pip install 'meshc[testing]'" in done.err
 
 
