@@ -289,7 +289,7 @@ MESH = MeshSpec(
     version=1,
     partitions=1,
     partition_key=None,
-    fingerprint="478b1141135f7776",
+    fingerprint="8671006adeb75ab0",
     streams={s.name: s for s in STREAMS},
     agents={a.name: a for a in AGENTS},
 )

@@ -407,7 +407,7 @@ MESH = MeshSpec(
     version=1,
     partitions=1,
     partition_key=None,
-    fingerprint="ba677ba8a4be2efe",
+    fingerprint="aa8de8972c93d28a",
     streams={s.name: s for s in STREAMS},
     agents={a.name: a for a in AGENTS},
 )

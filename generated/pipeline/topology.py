@@ -107,7 +107,7 @@ MESH = MeshSpec(
     version=1,
     partitions=1,
     partition_key=None,
-    fingerprint="3fbeb880bc842cba",
+    fingerprint="725d8c20da5a3f39",
     streams={s.name: s for s in STREAMS},
     agents={a.name: a for a in AGENTS},
 )

@@ -273,7 +273,7 @@ MESH = MeshSpec(
     version=1,
     partitions=1,
     partition_key=None,
-    fingerprint="74bfd7d45c261fbc",
+    fingerprint="feda93f1b081da73",
     streams={s.name: s for s in STREAMS},
     agents={a.name: a for a in AGENTS},
 )

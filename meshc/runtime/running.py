@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -221,6 +221,11 @@ async def check_version(r: AsyncRedis, mesh: MeshSpec, spec: AgentSpec) -> None:
             "version with `meshc rollout OLD NEW --apply`, or run the build of the "
             "recorded version"
         )
+
+
+def checker(mesh: MeshSpec, spec: AgentSpec) -> Callable[[AsyncRedis], Awaitable[None]]:
+    """:func:`check_version` for one worker, as a step its start-up retries."""
+    return lambda r: check_version(r, mesh, spec)
 
 
 class Heartbeat:

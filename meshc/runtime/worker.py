@@ -164,9 +164,7 @@ class Worker:
         self.client = self._client_factory(self.redis_url)
         timers: asyncio.Task[None] | None = None
         try:
-            await self._patiently(
-                lambda r: running.check_version(r, self.mesh, self.spec), "reading the record"
-            )
+            await self._patiently(running.checker(self.mesh, self.spec), "reading the record")
             await self._patiently(self.reader.create_groups, "creating the consumer groups")
             if self._on_ready is not None:
                 self._on_ready()
@@ -334,9 +332,7 @@ class Worker:
                 return
         self.failed(d, call.error)
 
-    def own_fields(
-        self, d: Delivery, ctx: Context, outputs: Sequence[tuple[str, bytes]] = ()
-    ) -> list[bytes]:
+    def own_fields(self, d: Delivery, ctx: Context, outputs: Sequence[Any] = ()) -> list[bytes]:
         """Header fields the outputs of ``d`` carry besides the standard ones: the task's
         (``taskhead``) and the handler's (``ctx.add_header``). Usually none: fast path."""
         own = ctx.header or {}
