@@ -21,6 +21,8 @@ COMMANDS = (
     "schema",
     "compile",
     "diff",
+    "rollout",
+    "replay",
     "render",
     "run",
     "submit",

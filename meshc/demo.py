@@ -151,7 +151,7 @@ def running_workers(
     thread = threading.Thread(
         target=run_mesh,
         args=(spec, built.package, url),
-        kwargs={"extra_env": env, "stop": stop},
+        kwargs={"extra_env": env, "stop": stop, "record": False},
         name="meshc-demo-supervisor",
         daemon=True,
     )

@@ -14,6 +14,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="0560668e3a3a6ea7",
+        form='{"fields":[["chunk_id","int"],["doc_id","str"],["text","str"]]}',
     ),
     StreamSpec(
         name="doc.review.grammar",
@@ -22,6 +24,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="0560668e3a3a6ea7",
+        form='{"fields":[["chunk_id","int"],["doc_id","str"],["text","str"]]}',
     ),
     StreamSpec(
         name="doc.review.structure",
@@ -30,6 +34,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="0560668e3a3a6ea7",
+        form='{"fields":[["chunk_id","int"],["doc_id","str"],["text","str"]]}',
     ),
     StreamSpec(
         name="doc.review.summary",
@@ -38,6 +44,12 @@ STREAMS = [
         max_age=None,
         terminal=True,
         max_backlog=None,
+        fingerprint="d64948ec98d4cc79",
+        form=(
+            '{"fields":[["chunk_id","int"],["doc_id","str"],["lenses",["dict",["lis'
+            't",{"fields":[["end","int"],["message","str"],["severity","str"],["sta'
+            'rt","int"],["suggestion","str"]]}]]],["missing",["list","str"]]]}'
+        ),
     ),
     StreamSpec(
         name="doc.review.tasks",
@@ -46,6 +58,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=100000,
+        fingerprint="0560668e3a3a6ea7",
+        form='{"fields":[["chunk_id","int"],["doc_id","str"],["text","str"]]}',
     ),
     StreamSpec(
         name="doc.review.tone",
@@ -54,6 +68,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="0560668e3a3a6ea7",
+        form='{"fields":[["chunk_id","int"],["doc_id","str"],["text","str"]]}',
     ),
     StreamSpec(
         name="doc.suggestions.clarity",
@@ -62,6 +78,12 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="504738e470777c15",
+        form=(
+            '{"fields":[["chunk_id","int"],["doc_id","str"],["findings",["list",{"f'
+            'ields":[["end","int"],["message","str"],["severity","str"],["start","i'
+            'nt"],["suggestion","str"]]}]],["lens","str"]]}'
+        ),
     ),
     StreamSpec(
         name="doc.suggestions.grammar",
@@ -70,6 +92,12 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="504738e470777c15",
+        form=(
+            '{"fields":[["chunk_id","int"],["doc_id","str"],["findings",["list",{"f'
+            'ields":[["end","int"],["message","str"],["severity","str"],["start","i'
+            'nt"],["suggestion","str"]]}]],["lens","str"]]}'
+        ),
     ),
     StreamSpec(
         name="doc.suggestions.structure",
@@ -78,6 +106,12 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="504738e470777c15",
+        form=(
+            '{"fields":[["chunk_id","int"],["doc_id","str"],["findings",["list",{"f'
+            'ields":[["end","int"],["message","str"],["severity","str"],["start","i'
+            'nt"],["suggestion","str"]]}]],["lens","str"]]}'
+        ),
     ),
     StreamSpec(
         name="doc.suggestions.tone",
@@ -86,6 +120,12 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="504738e470777c15",
+        form=(
+            '{"fields":[["chunk_id","int"],["doc_id","str"],["findings",["list",{"f'
+            'ields":[["end","int"],["message","str"],["severity","str"],["start","i'
+            'nt"],["suggestion","str"]]}]],["lens","str"]]}'
+        ),
     ),
 ]
 
@@ -249,6 +289,7 @@ MESH = MeshSpec(
     version=1,
     partitions=1,
     partition_key=None,
+    fingerprint="8671006adeb75ab0",
     streams={s.name: s for s in STREAMS},
     agents={a.name: a for a in AGENTS},
 )

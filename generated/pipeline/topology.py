@@ -14,6 +14,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="1dc2e6674ecc304b",
+        form='{"fields":[["id","str"],["text","str"]]}',
     ),
     StreamSpec(
         name="text.raw",
@@ -22,6 +24,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="1dc2e6674ecc304b",
+        form='{"fields":[["id","str"],["text","str"]]}',
     ),
     StreamSpec(
         name="text.stats",
@@ -30,6 +34,11 @@ STREAMS = [
         max_age=None,
         terminal=True,
         max_backlog=None,
+        fingerprint="7a1d07ce1cb7d4b3",
+        form=(
+            '{"fields":[["id","str"],["reading_minutes","float"],["sentences","int"'
+            '],["words","int"]]}'
+        ),
     ),
 ]
 
@@ -98,6 +107,7 @@ MESH = MeshSpec(
     version=1,
     partitions=1,
     partition_key=None,
+    fingerprint="725d8c20da5a3f39",
     streams={s.name: s for s in STREAMS},
     agents={a.name: a for a in AGENTS},
 )

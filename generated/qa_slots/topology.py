@@ -14,6 +14,11 @@ STREAMS = [
         max_age=None,
         terminal=True,
         max_backlog=None,
+        fingerprint="a905d6777369c852",
+        form=(
+            '{"fields":[["answer","str"],["missing",["list","str"]],["question_id",'
+            '"str"],["score","float"],["scores",["dict","float"]],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.questions",
@@ -22,6 +27,8 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="ec66ac9b281e976e",
+        form=('{"fields":[["passages",["list","str"]],["question","str"],["question_id","str"]]}'),
     ),
     StreamSpec(
         name="qa.scored.0",
@@ -30,6 +37,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="7f409b1b44d8d73a",
+        form=(
+            '{"fields":[["answer","str"],["question_id","str"],["score","float"],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.scored.1",
@@ -38,6 +49,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="7f409b1b44d8d73a",
+        form=(
+            '{"fields":[["answer","str"],["question_id","str"],["score","float"],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.scored.2",
@@ -46,6 +61,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="7f409b1b44d8d73a",
+        form=(
+            '{"fields":[["answer","str"],["question_id","str"],["score","float"],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.scored.3",
@@ -54,6 +73,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="7f409b1b44d8d73a",
+        form=(
+            '{"fields":[["answer","str"],["question_id","str"],["score","float"],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.slot.0",
@@ -62,6 +85,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="25b1d66386eb166c",
+        form=(
+            '{"fields":[["passage","str"],["question","str"],["question_id","str"],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.slot.1",
@@ -70,6 +97,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="25b1d66386eb166c",
+        form=(
+            '{"fields":[["passage","str"],["question","str"],["question_id","str"],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.slot.2",
@@ -78,6 +109,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="25b1d66386eb166c",
+        form=(
+            '{"fields":[["passage","str"],["question","str"],["question_id","str"],["slot","int"]]}'
+        ),
     ),
     StreamSpec(
         name="qa.slot.3",
@@ -86,6 +121,10 @@ STREAMS = [
         max_age=None,
         terminal=False,
         max_backlog=None,
+        fingerprint="25b1d66386eb166c",
+        form=(
+            '{"fields":[["passage","str"],["question","str"],["question_id","str"],["slot","int"]]}'
+        ),
     ),
 ]
 
@@ -234,6 +273,7 @@ MESH = MeshSpec(
     version=1,
     partitions=1,
     partition_key=None,
+    fingerprint="feda93f1b081da73",
     streams={s.name: s for s in STREAMS},
     agents={a.name: a for a in AGENTS},
 )

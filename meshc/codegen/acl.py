@@ -37,6 +37,7 @@ PRIVATE_COMMANDS = (
     "+incr",
     "+hset",
     "+hsetnx",
+    "+hexists",
     "+hget",
     "+hget",
     "+hgetall",
@@ -112,8 +113,10 @@ def acl_rules(core: CoreMesh) -> dict[str, str]:
         root = " ".join(f"%RW~{k}" for k in [*ins, *outs, dlq, private])
         xadd = " ".join(f"%W~{k}" for k in [*outs, dlq])
         private_sel = " ".join(PRIVATE_COMMANDS) + f" %RW~{private}"
+        record = f"(+hgetall %R~{core.name}:@running)"  # the version check at start
         rules[name] = (
-            f"resetchannels -@all {' '.join(ROOT_COMMANDS)} {root} (+xadd {xadd}) ({private_sel})"
+            f"resetchannels -@all {' '.join(ROOT_COMMANDS)} {root} (+xadd {xadd}) "
+            f"({private_sel}) {record}"
         )
     return rules
 
@@ -129,4 +132,5 @@ def operator_rule(core: CoreMesh) -> str:
     keys = sorted({_pattern(core, s) for s in core.streams})
     dlqs = sorted(_pattern(core, f"{core.name}.dlq.{a}") for a in core.agents)
     patterns = " ".join(f"~{k}" for k in [*keys, *dlqs, f"{core.name}:*"])
-    return f"resetchannels -@all {' '.join(OPERATOR_COMMANDS)} {patterns}"
+    owners = "%R~meshc:@owner:*"  # submit checks which mesh owns the streams
+    return f"resetchannels -@all {' '.join(OPERATOR_COMMANDS)} {patterns} {owners}"

@@ -20,6 +20,7 @@ from typing import Any
 import networkx as nx
 from meshc import __version__
 from meshc.codegen.acl import acl_rules, operator_name, operator_rule, username
+from meshc.codegen.fingerprint import digest, mesh_fingerprint, stream_forms
 from meshc.core import CoreAgent, CoreMesh, CoreStream
 from meshc.typeexpr import TypeExpr, parse_type
 
@@ -104,6 +105,8 @@ class StreamCtx:
     max_age: str
     terminal: str
     max_backlog: str
+    fingerprint: str
+    form: str
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class MeshCtx:
     acl_users: list[tuple[str, str]]
     operator: tuple[str, str]
     mermaid: str
+    fingerprint: str
     readme_rows: list[tuple[str, str, str, str]]
     spec_imports: list[str]
 
@@ -173,6 +177,8 @@ def build_context(core: CoreMesh, source_path: str, raw: bytes, mermaid: str) ->
         break_on_hyphens=False,
     )
     types = [_type_ctx(name, core.types[name]) for name in _type_order(core)]
+    agents = [_agent_ctx(core, a) for a in _sorted(core.agents)]
+    forms = stream_forms(core)
     uses_any = any("Any" in f.annotation for t in types for f in t.fields)
     return MeshCtx(
         header=header,
@@ -184,12 +190,13 @@ def build_context(core: CoreMesh, source_path: str, raw: bytes, mermaid: str) ->
         source_path=source_path,
         uses_any=uses_any,
         types=types,
-        streams=[_stream_ctx(s) for s in _sorted(core.streams)],
-        agents=[_agent_ctx(core, a) for a in _sorted(core.agents)],
+        streams=[_stream_ctx(s, forms[s.name]) for s in _sorted(core.streams)],
+        agents=agents,
         acl=[(py(name), py(rule)) for name, rule in sorted(acl_rules(core).items())],
         acl_users=[(py(name), py(username(core.name, name))) for name in sorted(core.agents)],
         operator=(py(operator_name(core.name)), py(operator_rule(core))),
         mermaid=mermaid,
+        fingerprint=py(mesh_fingerprint(core, [_agent_literals(a) for a in agents])),
         readme_rows=[
             (a.name, a.role, ", ".join(a.read_names) or "-", ", ".join(a.write_names) or "-")
             for a in _sorted(core.agents)
@@ -236,7 +243,15 @@ def _type_ctx(name: str, fields: dict[str, str]) -> TypeCtx:
     return TypeCtx(name, f"Message type `{name}`.", out)
 
 
-def _stream_ctx(s: CoreStream) -> StreamCtx:
+def _agent_literals(a: AgentCtx) -> tuple[str, ...]:
+    """An agent as the literals of its ``AgentSpec(...)``: what the mesh fingerprint hashes."""
+    join = (a.join.on, a.join.timeout, a.join.lanes) if a.join else ("",)
+    policy = ",".join(f"{k}={v}" for k, v in a.policy)
+    fixed = (a.literal_name, a.literal_role, a.reads, a.writes, a.handler, policy)
+    return (*fixed, a.deterministic, *join, a.settings)
+
+
+def _stream_ctx(s: CoreStream, form: str) -> StreamCtx:
     retention = s.retention
     return StreamCtx(
         name=py(s.name),
@@ -245,6 +260,8 @@ def _stream_ctx(s: CoreStream) -> StreamCtx:
         max_age=py(retention.max_age if retention else None),
         terminal=py(s.terminal),
         max_backlog=py(s.max_backlog),
+        fingerprint=py(digest(form)),
+        form=py(form, wrap=True),
     )
 
 

@@ -8,6 +8,12 @@ a worker that dies is restarted with backoff and the restart is reported on stde
 Ctrl-C or SIGTERM stops every worker after it commits what it holds in flight.
 With ``--acl`` it also puts the mesh's users and scripts back whenever the server
 loses them (a restart), within seconds.
+
+The mesh is recorded on the server, and its streams claimed: another mesh declaring
+one of them is refused (``--take-over`` once that mesh has stopped). SIGHUP (or, with
+``--watch``, a change of the file) reloads it: only the agents whose spec changed
+restart, new agents start, removed ones stop once what they read is drained
+(docs/operations.md, "Reloading meshc run").
 """
 
 from __future__ import annotations
@@ -16,16 +22,27 @@ import argparse
 import logging
 import os
 import sys
+import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
 from meshc.ops.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, env_name
 from meshc.ops.acl_watch import start_watch
-from meshc.runtime import cluster
-from meshc.runtime.connect import redact
-from meshc.runtime.process.launch import LOG_FORMAT, run_mesh
-from meshc.runtime.process.supervisor import SupervisorEvent
+from meshc.runtime import cluster, running
+from meshc.runtime.connect import connect, redact
+from meshc.runtime.process.launch import (
+    LOG_FORMAT,
+    TAKE_OVER_HELP,
+    Loader,
+    run_mesh,
+    worker_commands,
+)
+from meshc.runtime.process.reload import Commands
+from meshc.runtime.process.supervisor import SupervisorEvent, WorkerCommand
+from meshc.runtime.spec import MeshSpec
 
 LEVEL_ENV = "MESHC_LOG_LEVEL"
 log = logging.getLogger("meshc.run")
@@ -56,6 +73,13 @@ def register(sub: Any) -> None:
         "(MESHC_ACL_PASSWORD_<USER> overrides). Default: .meshc/acl-secrets.json",
     )
     p.add_argument("--cluster", action="store_true", help=cluster.CLI_HELP)
+    p.add_argument("--take-over", action="store_true", help=TAKE_OVER_HELP)
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload when the mesh file changes, as on SIGHUP: restart only the agents "
+        "whose spec changed, start new ones, stop removed ones once drained",
+    )
     p.add_argument(
         "--partitions",
         metavar="LIST",
@@ -103,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
         _report_acl(users, args.acl_secrets)
         watch = start_watch(url, built.package, args.acl_secrets, users)
     env = built.worker_env() | ({LEVEL_ENV: "DEBUG"} if args.verbose else {})
+    reload = threading.Event()
+    loader = _loader(args, url, parts)
+    if args.watch:
+        _watch(args.file, reload)
     try:
         return run_mesh(
             spec,
@@ -113,10 +141,71 @@ def run(args: argparse.Namespace) -> int:
             extra_env=env,
             on_event=_quiet,
             partitions=parts,
+            file=args.file,
+            take_over=args.take_over,
+            loader=loader,
+            reload=reload,
         )
     finally:
         if watch is not None:
             watch.stop()
+
+
+def _loader(args: argparse.Namespace, url: str, parts: list[int] | None) -> Loader:
+    """What a reload runs: the mesh file the server's record names (``meshc rollout
+    --apply`` points it at the new version), else this run's own, compiled afresh, with
+    the commands of its workers (ACL users applied again when ``--acl``)."""
+
+    def load_again() -> tuple[MeshSpec, str, Commands]:
+        file = _recorded_file(url, args.file)
+        log.info("reloading %s", file)
+        built, spec = load(file, resolve=True)
+        url_for = None
+        if args.acl:
+            url_for = enable(url, built.package, args.acl_secrets).for_agent
+        env = built.worker_env() | ({LEVEL_ENV: "DEBUG"} if args.verbose else {})
+
+        def commands(mesh: MeshSpec, agents: Sequence[str]) -> list[WorkerCommand]:
+            every = worker_commands(mesh, built.package, url_for or (lambda _a: url), env, parts)
+            return [c for c in every if c.agent in agents]
+
+        return spec, os.path.abspath(file), commands
+
+    return load_again
+
+
+def _recorded_file(url: str, fallback: str) -> str:
+    """The file the server's record of this mesh names, when it exists here."""
+    try:
+        _, spec = load(fallback)
+        with connect(url) as client:
+            recorded = running.read_record(client, spec.name).get("file", "")
+    except Exception:  # the file itself is broken: the reload reports it
+        return fallback
+    return recorded if recorded and os.path.exists(recorded) else fallback
+
+
+def _watch(file: str, reload: threading.Event) -> None:
+    """Set ``reload`` whenever ``file`` changes (its mtime or size), checked every second."""
+
+    def stamp() -> tuple[float, int]:
+        try:
+            st = os.stat(file)
+        except OSError:
+            return (0.0, -1)
+        return (st.st_mtime, st.st_size)
+
+    def loop() -> None:
+        seen = stamp()
+        while True:
+            time.sleep(1.0)
+            now = stamp()
+            if now != seen and now[1] >= 0:
+                seen = now
+                log.info("%s changed: reloading", file)
+                reload.set()
+
+    threading.Thread(target=loop, name="meshc-watch", daemon=True).start()
 
 
 def _report_acl(users: AgentUrls, secrets: Path) -> None:

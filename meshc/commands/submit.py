@@ -24,7 +24,7 @@ from meshc.commands.common import (
     unknown_stream,
 )
 from meshc.ops.client import MeshClient
-from meshc.runtime import cluster
+from meshc.runtime import cluster, running
 from meshc.runtime.spec import MeshSpec
 from pydantic import ValidationError
 
@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
         return fail(NAME, "no task: give --json '{...}' or JSON lines on stdin", 2)
     url = cluster.cli_url(lambda: server_url(args.redis), args.cluster, args.redis)
     with MeshClient(spec, url) as client:
+        if not cluster.is_cluster_url(url):
+            foreign = running.foreign_owners(client.redis, spec)
+            if foreign:
+                return fail(NAME, _foreign(spec.name, foreign), 1)
         submitted = client.submit_many(payloads, args.stream)
     for s in submitted:
         if args.format == "json":
@@ -73,6 +77,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{s.entry_id} {s.trace}")
     return 0
+
+
+def _foreign(name: str, owners: dict[str, str]) -> str:
+    """Why a task for mesh ``name`` is refused: other meshes own some of its streams."""
+    by_owner: dict[str, list[str]] = {}
+    for stream, owner in sorted(owners.items()):
+        by_owner.setdefault(owner, []).append(f"`{stream}`")
+    owned = "; ".join(f"mesh `{o}` owns {', '.join(s)}" for o, s in sorted(by_owner.items()))
+    return (
+        f"mesh `{name}` declares streams another mesh runs on this server ({owned}); "
+        "nothing was submitted. Submit with that mesh's file, or stop it and start this "
+        "one with `meshc run --take-over`"
+    )
 
 
 def _stdin_lines() -> Iterable[tuple[str, str]]:

@@ -293,13 +293,15 @@ def _join(old: CoreMesh, new: CoreMesh, a: CoreAgent, b: CoreAgent) -> list[Find
             "both joins time out with lanes missing",
         )
     if set(a.read_names) != set(b.read_names):
-        upstream = {s for w in _writers(old, inputs) for s in old.agents[w].read_names}
         join(
             "join-lanes-changed",
             f"lanes {_delta(_lanes(old, a), _lanes(new, b))}",
-            (opened, Condition("unprocessed", tuple(sorted(set(inputs) | upstream)))),
-            reason="a join counts its lanes: tasks already fanned out wait for a lane "
-            "that no longer comes, or lack the new one, and end with lanes missing",
+            (),
+            reason="each task carries the lanes its fan-out sent it to (`task.lanes`): "
+            "tasks fanned out before the change join those, tasks after it the new set",
+            advice="restart the aggregator before its coordinator when lanes are added; "
+            "when lanes are removed, restart it once their streams are drained "
+            "(`meshc rollout` and a reload of `meshc run` keep this order)",
         )
     if a.join.timeout != b.join.timeout:
         join(

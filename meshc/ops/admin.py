@@ -29,7 +29,7 @@ from meshc.runtime.llm import store as llm_store
 from meshc.runtime.retention import trim
 from meshc.runtime.scripts import RETRY_CONSUMER
 from meshc.runtime.spec import AgentSpec, MeshSpec
-from meshc.runtime.wire import id_order
+from meshc.runtime.wire import TASK, id_order
 
 __all__ = ["AdminError", "dlq_list", "dlq_redrive", "format_status", "status", "trim"]
 
@@ -387,17 +387,20 @@ def _header(
     """
     sid = letter["source_id"]
     original = read_range(r, source, sid, sid) if sid else []
+    task = fields  # the task's own fields (``task.*``): the letter keeps them too
     if original and original[0][1]:
         head = decode_entry(*original[0])
+        task = original[0][1]
     else:
         writer = letter["source_agent"] or _writer(mesh, source)
         head = Entry(
             id="", trace=letter["trace"], parent=letter["source_parent"], agent=writer,
             attempt=1, data=None,
         )  # fmt: skip
+    own = [x for k, v in task.items() if k.startswith(TASK) for x in (k, v)]
     return [
         "data", fields[b"data"], "trace", head["trace"], "parent", head["parent"],
-        "agent", head["agent"], "attempt", str(head["attempt"]),
+        "agent", head["agent"], "attempt", str(head["attempt"]), *own,
     ]  # fmt: skip
 
 

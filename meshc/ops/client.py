@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 import orjson
 import redis
@@ -24,7 +24,7 @@ from meshc.runtime import cluster, keys, replicas
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.keys import stream_keys
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE, id_order
+from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, SCHEMA, TRACE, id_order
 from pydantic import BaseModel, ValidationError
 
 PIPELINE_CHUNK = 500
@@ -61,7 +61,8 @@ class WaitTimeout(MeshOpsError):
 
 
 class Entry(TypedDict):
-    """A decoded stream entry; ``data`` is the JSON payload (None if unreadable)."""
+    """A decoded stream entry; ``data`` is the JSON payload (None if unreadable);
+    ``schema`` the writer's mesh version and type fingerprint, when it wrote one."""
 
     id: str
     trace: str
@@ -69,6 +70,7 @@ class Entry(TypedDict):
     agent: str
     attempt: int
     data: Any
+    schema: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
         data = orjson.loads(raw) if raw is not None else None
     except orjson.JSONDecodeError:
         data = None
-    return Entry(
+    entry = Entry(
         id=eid,
         trace=_text(fields, TRACE) or eid,
         parent=_text(fields, PARENT),
@@ -115,6 +117,9 @@ def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
         attempt=int(_text(fields, ATTEMPT) or 1),
         data=data,
     )
+    if SCHEMA in fields:
+        entry["schema"] = _text(fields, SCHEMA)
+    return entry
 
 
 def raw_payload(raw: bytes | None) -> dict[str, str] | None:

@@ -88,6 +88,8 @@ def _entry(t: _Tree, e: TraceEntry, head: str, tail: str) -> None:
     if e is t.trace.root:
         words.append(f"written by {p('agent', e.agent or '(outside producer)')} at {e.written}")
     words += _entry_notes(t, e)
+    if "schema" in e.extra:  # the writer's mesh version and type fingerprint
+        words.append(p("dim", f"[{e.extra['schema']}]"))
     t.lines.append(head + "  ".join(words))
     hops = t.trace.hops
     t.joins |= {i for i, h in enumerate(hops) if h.join and any(x is e for x in h.inputs)}

@@ -437,12 +437,13 @@ def make_reader(
     inputs: dict[bytes, tuple[str, int]],
     log: logging.Logger,
     url: str,
+    group: str | None = None,
 ) -> Reader:
     """The reader of a worker: one XREADGROUP over every key on a single server, one per
     partition on a cluster (where a single partition is refused: commits would cross
-    slots)."""
+    slots). ``group`` defaults to the agent's own."""
     policy = mesh.agents[agent].policy
     if not is_cluster_url(url):
-        return Reader(agent, consumer, inputs, policy, log)
+        return Reader(group or agent, consumer, inputs, policy, log)
     require_partitions(mesh, url)
-    return ClusterReader(agent, consumer, inputs, policy, log, url)
+    return ClusterReader(group or agent, consumer, inputs, policy, log, url)

@@ -18,7 +18,7 @@ from meshc.runtime.wire import dump_output
 from pydantic import BaseModel
 
 Output = tuple[str, bytes]
-RESERVED_FIELDS = frozenset({"data", "trace", "parent", "agent", "attempt"})
+RESERVED_FIELDS = frozenset({"data", "trace", "parent", "agent", "attempt", "schema"})
 
 
 class Context:
@@ -82,7 +82,7 @@ class Context:
         ``attempt``) cannot be replaced. Aggregators' merged results carry no extra
         fields (their join script writes a fixed header).
         """
-        if name in RESERVED_FIELDS:
+        if name in RESERVED_FIELDS or name.startswith("task."):
             raise ValueError(f"header field {name!r} is part of the wire format")
         if self.header is None:
             self.header = {}

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
-from meshc.runtime import keys, scripts
+from meshc.runtime import keys, scripts, taskhead
 from meshc.runtime.commit import Flusher
 from meshc.runtime.context import Call, Context, Joined
 from meshc.runtime.errors import ConfigError
@@ -153,9 +153,13 @@ class JoinEngine:
             head = (self.lane.spec.name, len(self.lane_models), self.timeout_ms)
             call = batch.calls[p] = scripts.ScriptCall(head, (self.deadlines[p], self.late[p]))
         values = payload.model_dump(mode="json", include=set(self.on))
-        # One join per task: the partials of a task share its trace, so a task submitted
-        # again later (same key values, new trace) is joined afresh, not counted as late.
-        jid = join_id([text(d.trace), *(values.get(f) for f in self.on)])
+        # One join per task: its root entry (``task.root``, stamped at the fan-out; a
+        # caller cannot choose it), else its trace. Two tasks sent with one trace and
+        # one key stay two joins; a task sent again (a new root) is joined afresh.
+        root = d.fields.get(taskhead.ROOT)
+        who = "r:" + text(root) if root else text(d.trace)
+        jid = join_id([who, *(values.get(f) for f in self.on)])
+        expected = d.fields.get(taskhead.LANES, b"")
         hash_key, done_key = self._state_keys(jid, p)
         call.args += (
             call.key(d.key),
@@ -166,6 +170,8 @@ class JoinEngine:
             self.lane_of[d.stream],
             d.fields[DATA],
             d.trace,
+            expected.count(b",") + 1 if expected else len(self.lane_models),
+            expected,
         )
         batch.settled.append((d.key, d.entry_id))
 
@@ -179,7 +185,7 @@ class JoinEngine:
         for p, call, (late, stale, done) in zip(parts, batch.calls.values(), replies, strict=True):
             lane.stats.late += int(late)
             lane.stats.duplicates += int(stale)
-            lane.stats.committed += (len(call.args) - 3) // 8 - int(late) - int(stale)
+            lane.stats.committed += (len(call.args) - 3) // 10 - int(late) - int(stale)
             for i in range(0, len(done), 2):
                 complete.append(JoinState(p, done[i], _pairs(done[i + 1])))
         lane.settled(batch.settled)
@@ -209,7 +215,9 @@ class JoinEngine:
         }
         first = next(iter(parts.values()))
         key = first.model_dump(mode="json", include=set(self.on))
-        missing = tuple(lane for lane in self.lane_models if lane not in parts)
+        expected = s.fields.get(b".lanes")  # the lanes the task was sent to, when known
+        lanes = expected.decode().split(",") if expected else list(self.lane_models)
+        missing = tuple(lane for lane in lanes if lane not in parts)
         return Joined({k: key[k] for k in self.on if k in key}, parts, missing)
 
     def _context(self, s: JoinState) -> Context:

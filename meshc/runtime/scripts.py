@@ -162,19 +162,22 @@ end
 return lost
 """
 
-# Join hashes hold one field per lane plus three meta fields: .trace, .parent, .fails.
+# Join hashes hold one field per lane plus three meta fields: .trace, .parent, .fails,
+# and a fourth, .lanes, when the partials named the lanes their task was sent to.
 JOIN_META = 3
 
 # KEYS[1] deadlines zset, KEYS[2] late counter, then inputs and join hash/done keys.
 # ARGV[1] group, ARGV[2] lanes, ARGV[3] timeout ms, then records:
-#   in id hash done join_id lane data trace
+#   in id hash done join_id lane data trace need expected
+# `need` is how many lanes complete this join: those in `expected` (the lanes its task
+# was sent to, comma-separated; kept as .lanes), else the aggregator's own count.
 # Returns {late, stale, {join_id, hgetall, ...}} for joins this call completed.
 JOIN_STORE = (
     _NOW_MS
     + """
-local group, lanes, timeout = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local group, timeout = ARGV[1], tonumber(ARGV[3])
 local complete, late, stale = {}, 0, 0
-for i = 4, #ARGV, 8 do
+for i = 4, #ARGV, 10 do
   local hash, done, jid = KEYS[tonumber(ARGV[i+2])], KEYS[tonumber(ARGV[i+3])], ARGV[i+4]
   if redis.call('XACK', KEYS[tonumber(ARGV[i])], group, ARGV[i+1]) == 0 then
     stale = stale + 1
@@ -184,8 +187,10 @@ for i = 4, #ARGV, 8 do
   else
     redis.call('HSET', hash, ARGV[i+5], ARGV[i+6], '.trace', ARGV[i+7], '.parent', ARGV[i+1])
     redis.call('HSETNX', hash, '.fails', '0')
+    if ARGV[i+9] ~= '' then redis.call('HSETNX', hash, '.lanes', ARGV[i+9]) end
     redis.call('ZADD', KEYS[1], 'NX', now + timeout, jid)
-    if redis.call('HLEN', hash) - @META >= lanes then
+    local have = redis.call('HLEN', hash) - @META - redis.call('HEXISTS', hash, '.lanes')
+    if have >= tonumber(ARGV[i+8]) then
       complete[#complete + 1] = jid
       complete[#complete + 1] = redis.call('HGETALL', hash)
     end
@@ -214,7 +219,8 @@ while i <= #ARGV do
   if redis.call('EXISTS', done) == 1 then
     status = 'done'
     redis.call('ZREM', KEYS[1], jid)
-  elseif redis.call('HLEN', hash) - @META ~= tonumber(ARGV[i+3]) then
+  elseif redis.call('HLEN', hash) - @META - redis.call('HEXISTS', hash, '.lanes')
+      ~= tonumber(ARGV[i+3]) then
     status = 'changed'
   else
     redis.call('SET', done, '1', 'EX', ttl)

@@ -28,7 +28,12 @@ class Policy:
 
 @dataclass(frozen=True)
 class StreamSpec:
-    """One stream: its name, payload model and retention."""
+    """One stream: its name, payload model and retention.
+
+    ``form`` is the canonical JSON of its type (nested types written out, no type
+    names) and ``fingerprint`` a short hash of it: what outputs carry in their
+    ``schema`` header and what the server's record of a running mesh holds.
+    """
 
     name: str
     model: type[BaseModel]
@@ -36,6 +41,8 @@ class StreamSpec:
     max_age: float | None = None
     terminal: bool = False
     max_backlog: int | None = None
+    fingerprint: str = ""
+    form: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class MeshSpec:
-    """A whole mesh as the runtime sees it."""
+    """A whole mesh as the runtime sees it; ``fingerprint`` hashes all of it."""
 
     name: str
     version: int
@@ -76,6 +83,7 @@ class MeshSpec:
     agents: dict[str, AgentSpec]
     partitions: int = 1
     partition_key: str | None = None
+    fingerprint: str = ""
 
     def intake_streams(self) -> tuple[str, ...]:
         """Streams written by producers (where tasks enter)."""

@@ -24,6 +24,8 @@ PARENT = b"parent"
 AGENT = b"agent"
 ATTEMPT = b"attempt"
 TOOK = b"took"  # the handler's time in ms; absent under a millisecond
+SCHEMA = b"schema"  # the writer's "<mesh>@<version>/<type fingerprints>"
+TASK = b"task."  # the prefix of task-scoped fields, copied hop to hop (``taskhead``)
 HEADER = (DATA, TRACE, PARENT, AGENT, ATTEMPT, TOOK)
 
 # The extra fields of a dead letter (its header is the standard one).
@@ -163,6 +165,7 @@ def dlq_fields(
     ]
     if len(data) > max_data:
         fields += [b"data_bytes", str(len(data)).encode()]
+    fields += [x for k, v in f.items() if k.startswith(TASK) for x in (k, v)]  # for a redrive
     return fields
 
 

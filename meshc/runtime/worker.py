@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from meshc.runtime import cluster, keys, replicas, scripts
+from meshc.runtime import cluster, keys, replicas, running, scripts, wire
 from meshc.runtime.admission import Refusal, admit
 from meshc.runtime.builtins import Bound, WorkerBuiltin, resolve_handler
 from meshc.runtime.calls import make_runner
@@ -34,6 +34,7 @@ from meshc.runtime.recovery import Recovery
 from meshc.runtime.replica import EXIT_STUCK, Stats, default_consumer, record_stuck, served
 from meshc.runtime.retries import Retries
 from meshc.runtime.spec import MeshSpec
+from meshc.runtime.taskhead import TaskHeader
 from meshc.runtime.transport import TRANSIENT, Backoff, make_client, waitable
 from meshc.runtime.upkeep import Upkeep
 from meshc.runtime.window import Window
@@ -55,7 +56,8 @@ class Worker:
     """One replica of one agent; drive it with ``await run()``, end it with ``request_stop()``.
 
     ``recover`` says the previous process under this consumer name died holding work
-    (its supervisor knows); ``on_ready`` is called once the groups exist.
+    (its supervisor knows); ``on_ready`` is called once the groups exist; ``group`` is
+    the consumer group (default: the agent's; ``meshc replay`` gives a fresh one).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Worker:
         client_factory: ClientFactory = make_client,
         recover: bool = False,
         on_ready: Callable[[], None] | None = None,
+        group: str | None = None,
     ) -> None:
         if agent not in mesh.agents:
             raise ConfigError(f"mesh {mesh.name!r} has no agent {agent!r}")
@@ -98,18 +101,19 @@ class Worker:
         self.handler = resolve_handler(spec, handler)
         self.window = Window(policy.concurrency, policy.batch, policy.visibility_timeout)
         self.max_stuck = max(4, policy.concurrency)
-        # Entries per read: a batch, or as many as the window holds calls, so a worker
-        # with a thousand calls in flight refills them in a few round trips, not tens.
+        # Entries per read: a batch, or as many calls as the window holds (few round trips)
         self.read_max = max(policy.batch, policy.concurrency)
-        self.header: tuple[bytes, ...] = ()  # fields every output carries (name value ...)
-        self._head = (agent.encode(), agent.encode(), len(self.header) // 2, *self.header)
+        self.header: tuple[bytes, ...] = (wire.SCHEMA, running.schema_value(mesh, spec.writes))
+        self.task_header = TaskHeader(mesh, spec)
+        self.group = group or agent
+        self._head = (self.group.encode(), agent.encode(), len(self.header) // 2, *self.header)
         self.commits: Flusher[CommitBatch] = Flusher(
             lambda: CommitBatch(self._head), self.send_commit, self.fail,
             cap=max(1, self.window.backlog // 2),  # two batches can overlap
         )  # fmt: skip
         self.joiner = JoinEngine(self) if spec.role == "aggregator" else None
         self.reader = cluster.make_reader(mesh, agent, self.consumer, self.inputs, self.log,
-                                          redis_url)  # fmt: skip
+                                          redis_url, self.group)  # fmt: skip
         self.replica_wait = replicas.ReplicaWait.from_env()  # MESHC_WAIT_REPLICAS
         self.client: Redis | None = None
         self.bound: Bound | None = None
@@ -120,7 +124,7 @@ class Worker:
         self.runner = make_runner(
             handler, policy.concurrency, policy.timeout, self._done, self.spec.name
         )
-        self.holdings = Holdings(agent, self.consumer, self.inputs, self.log)
+        self.holdings = Holdings(self.group, self.consumer, self.inputs, self.log)
         self.retries = Retries(
             self.reader, policy, self.consumer, self.window, self.dispatch, self.settle_all,
             self.log,
@@ -133,8 +137,7 @@ class Worker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._fatal: BaseException | None = None
 
-    def key(self, stream: str, partition: int) -> bytes:
-        """The key of a stream in a partition (memoised: it is on the hot path)."""
+    def key(self, stream: str, partition: int) -> bytes:  # memoised: on the hot path
         key = self._keys.get((stream, partition))
         if key is None:
             m = self.mesh
@@ -142,8 +145,7 @@ class Worker:
             self._keys[(stream, partition)] = key
         return key
 
-    def request_stop(self) -> None:
-        """Stop reading; what is held is finished and committed. Thread-safe."""
+    def request_stop(self) -> None:  # thread-safe: stop reading, finish and commit what is held
         self._stop.set()
 
     @property
@@ -162,6 +164,7 @@ class Worker:
         self.client = self._client_factory(self.redis_url)
         timers: asyncio.Task[None] | None = None
         try:
+            await self._patiently(running.checker(self.mesh, self.spec), "reading the record")
             await self._patiently(self.reader.create_groups, "creating the consumer groups")
             if self._on_ready is not None:
                 self._on_ready()
@@ -324,18 +327,16 @@ class Worker:
                 call.error = exc
             else:
                 keyed = [(self.key(s, d.partition), data) for s, data in outputs]
-                own = self.own_fields(d, call.ctx)
+                own = self.own_fields(d, call.ctx, outputs)
                 self.commits.open().outputs(d, keyed, took_ms(call.took), own)
                 return
         self.failed(d, call.error)
 
-    def own_fields(self, d: Delivery, ctx: Context) -> list[bytes]:
-        """Header fields the outputs of ``d`` carry besides the standard ones: what the
-        handler added (``ctx.add_header``: LLM accounting, ...). Empty for most calls,
-        which then take the commit's fast path."""
-        if not ctx.header:
-            return []
-        return [x.encode() for name, value in ctx.header.items() for x in (name, value)]
+    def own_fields(self, d: Delivery, ctx: Context, outputs: Sequence[Any] = ()) -> list[bytes]:
+        """Header fields the outputs of ``d`` carry besides the standard ones: the task's
+        (``taskhead``) and the handler's (``ctx.add_header``). Usually none: fast path."""
+        own = ctx.header or {}
+        return self.task_header.fields(d, outputs) + [x.encode() for kv in own.items() for x in kv]
 
     def failed(self, d: Delivery, error: BaseException) -> None:
         """Hand the entry to the retry consumer, or dead-letter it on its last attempt

@@ -363,6 +363,7 @@ def _fields(h: Hop) -> dict[str, str]:
         "parent": h.parent,
         "agent": h.agent,
         "attempt": str(h.attempt),
+        **dict(h.task),  # the same task: its join is the one already done
     }
 
 

@@ -41,6 +41,7 @@ from meshc.runtime.context import Context
 from meshc.runtime.keys import stream_keys
 from meshc.runtime.replica import Stats
 from meshc.runtime.spec import MeshSpec
+from meshc.runtime.wire import TASK, text
 from meshc.runtime.worker import Worker
 from meshc.testing.tap import Tap
 
@@ -66,6 +67,7 @@ class Hop:
     agent: str
     attempt: int
     data: Any
+    task: tuple[tuple[str, str], ...] = ()  # its task fields (``task.*``), name and value
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,7 @@ class RunningMesh:
                         e["agent"],
                         e["attempt"],
                         e["data"],
+                        tuple((text(k), text(v)) for k, v in fields.items() if k.startswith(TASK)),
                     )
                 )
         return out

@@ -163,6 +163,10 @@ def _script_entries(script: str, args: tuple[Any, ...]) -> list[str]:
         elif kind == "o":
             ids.append(argv[i + 2])
             i += 7 + 2 * int(argv[i + 6])
+        elif kind == "h":  # 'o' plus header fields of its own (task fields, ...)
+            ids.append(argv[i + 2])
+            j = i + 7 + 2 * int(argv[i + 6])
+            i = j + 1 + 2 * int(argv[j])
         elif kind == "f":
             ids.append(argv[i + 2])
             j, n = i + 4, int(argv[i + 3])

@@ -60,7 +60,7 @@ def test_text_is_grouped_and_says_what_depends_on_the_server(
         "Streams",
         "Agents",
         "Joins",
-        "5 changes: 4 breaks, 1 restart (4 depending on the server)",
+        "5 changes: 3 breaks, 2 restart (3 depending on the server)",
     ]
     assert "  breaks?  stream `orders.address` removed  [stream-removed]" in out
     assert "breaks if `orders.address` still holds unprocessed entries, else safe" in out

@@ -71,6 +71,9 @@ def run_agent(
     try:
         _event_loop_runner()(worker.run())
         return worker.exit_code
+    except ConfigError as exc:  # it cannot run as built: exit before ready
+        log.error("%s", exc)
+        return 2
     except Exception:
         log.exception("worker %s stopped on an error", agent)
         return 1

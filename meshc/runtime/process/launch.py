@@ -19,18 +19,29 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from meshc.runtime import cluster
-from meshc.runtime.connect import MeshOpsError
+from meshc.runtime import cluster, running
+from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.errors import ConfigError
+from meshc.runtime.process import reload as reloading
 from meshc.runtime.process.agent import RECOVER_ENV, run_agent
 from meshc.runtime.process.consumers import start_reaper
 from meshc.runtime.process.preflight import unresolved_handlers
 from meshc.runtime.process.retention_loop import start_retention
-from meshc.runtime.process.supervisor import SECRET_ENV, SupervisorEvent, WorkerCommand, supervise
+from meshc.runtime.process.supervisor import (
+    SECRET_ENV,
+    Pool,
+    SupervisorEvent,
+    WorkerCommand,
+    supervise,
+)
 from meshc.runtime.spec import MeshSpec
 
 URL_ENV = "MESHC_WORKER_URL"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TAKE_OVER_HELP = (
+    "claim streams another mesh owns on the server once that mesh has stopped (or its "
+    "heartbeat is stale), and record this version even when its types differ"
+)
 
 
 def _logging(verbose: bool, prog: str) -> bool:
@@ -110,6 +121,7 @@ def worker_commands(
                     ],  # fmt: skip
                     env=env,
                     secret=url_for(name),
+                    agent=name,
                 )
             )
     return commands
@@ -130,6 +142,7 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
         "starts until changed",
     )
     parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
+    parser.add_argument("--take-over", action="store_true", help=TAKE_OVER_HELP)
     args = parser.parse_args(argv)
     if not _logging(False, f"python -m {package}"):
         return 2
@@ -149,7 +162,11 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
     except MeshOpsError as err:
         print(f"{package}: {err}", file=sys.stderr)
         return 2
-    return run_mesh(mesh, package, url)
+    try:
+        return run_mesh(mesh, package, url, take_over=args.take_over)
+    except MeshOpsError as err:
+        print(f"{package}: {err}", file=sys.stderr)
+        return 1
 
 
 def run_mesh(
@@ -163,8 +180,19 @@ def run_mesh(
     on_event: Callable[[SupervisorEvent], None] | None = None,
     stop: threading.Event | None = None,
     partitions: Sequence[int] | None = None,
+    record: bool = True,
+    file: str = "",
+    take_over: bool = False,
+    loader: Loader | None = None,
+    reload: threading.Event | None = None,
 ) -> int:
     """Supervise one process per replica until a signal (or ``stop``, from another thread).
+
+    With ``record`` (not on a cluster) the mesh is first recorded on the server as
+    running from ``file`` and claims its streams (``running``): OwnershipError when
+    another mesh owns some, unless ``take_over`` and that mesh is gone. With ``loader``,
+    SIGHUP (or ``reload``) loads the mesh again and restarts only what changed
+    (``reload``).
 
     ``url_for`` gives each agent its own URL (with its credentials when ACLs are on);
     ``operator_url`` (default ``url``) is the one the retention loop trims with, which
@@ -183,11 +211,94 @@ def run_mesh(
     log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
     for command in commands:
         log.debug("worker %s: %s", command.name, " ".join(command.argv))
-    retention = start_retention(mesh, operator_url or url)  # trims while the mesh runs
+    beat = _record(mesh, url, file, take_over) if record else None
+    live = _Live(mesh, url, operator_url or url, loader, record)
     reaper = start_reaper(mesh, operator_url or url)  # removes consumers long gone
     try:
-        return supervise(commands, on_event=on_event, stop=stop)
+        return supervise(commands, on_event=on_event, stop=stop,
+                         on_reload=live.reload if loader else None, reload=reload)  # fmt: skip
     finally:
-        for loop in (retention, reaper):
+        for loop in (live.retention, reaper):
             if loop is not None:
                 loop.stop()
+        if beat is not None:
+            beat.stop()
+            beat.client.close()
+
+
+Loader = Callable[[], tuple[MeshSpec, str, "reloading.Commands"]]
+
+
+class _Live:
+    """The version a ``run_mesh`` runs now, its retention loop, and how it reloads."""
+
+    def __init__(self, mesh: MeshSpec, url: str, operator_url: str, loader: Loader | None,
+                 record: bool) -> None:  # fmt: skip
+        self.mesh, self.url, self.operator_url = mesh, url, operator_url
+        self.loader, self.record = loader, record
+        self.retention = start_retention(mesh, operator_url)  # trims while the mesh runs
+
+    def reload(self, pool: Pool, stop: threading.Event) -> None:
+        """Load the mesh again (``loader``) and move the workers to it; a version that
+        cannot be loaded or does not fit the server's record is refused, logged, and
+        the running one goes on."""
+        log = logging.getLogger("meshc.reload")
+        assert self.loader is not None
+        try:
+            new, file, commands = self.loader()
+        except Exception as exc:  # an invalid file, a handler that does not import...
+            log.error("reload refused, %s keeps running v%d: %s", self.mesh.name,
+                      self.mesh.version, exc)  # fmt: skip
+            return
+        if new.name != self.mesh.name:
+            log.error("reload refused: the file now declares mesh %s, not %s (a stream "
+                      "belongs to one mesh)", new.name, self.mesh.name)  # fmt: skip
+            return
+        with connect(self.url) as client:
+            if self.record and not cluster.is_cluster_url(self.url):
+                problems = running.version_problems(
+                    running.read_record(client, new.name), new, *_uses(new)
+                )
+                if problems:
+                    how = "`meshc rollout OLD NEW --apply` moves the record when the streams allow"
+                    log.error("reload refused: %s; %s", "; ".join(problems), how)
+                    return
+                running.claim(client, new, running.record_fields(new, file))
+            reloading.apply(pool, client, self.mesh, new, commands, stop)
+            if self.record and not stop.is_set():
+                running.mark_loaded(client, new)
+        self.mesh = new
+        if self.retention is not None:
+            self.retention.stop()
+        self.retention = start_retention(new, self.operator_url)
+
+
+def _uses(mesh: MeshSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    reads = tuple(sorted({s for a in mesh.agents.values() for s in a.reads}))
+    writes = tuple(sorted({s for a in mesh.agents.values() for s in a.writes}))
+    return reads, writes
+
+
+def _record(mesh: MeshSpec, url: str, file: str, take_over: bool) -> running.Heartbeat | None:
+    """Claim the mesh's streams and record it as running (not on a cluster: the keys
+    of the claim lie in different slots); its heartbeat, or None."""
+    if cluster.is_cluster_url(url):
+        return None
+    client = connect(url)
+    problems = running.version_problems(running.read_record(client, mesh.name), mesh, *_uses(mesh))
+    if problems and not take_over:
+        client.close()
+        raise running.OwnershipError(
+            f"mesh {mesh.name} v{mesh.version} does not fit the version recorded on this "
+            f"server: {'; '.join(problems)}. Move to it with `meshc rollout OLD NEW --apply` "
+            "(it checks what the streams still hold), or run with --take-over once the "
+            "streams hold nothing of the old version"
+        )
+    path = os.path.abspath(file) if file else ""
+    try:
+        running.claim(client, mesh, running.record_fields(mesh, path), take_over=take_over)
+        running.mark_loaded(client, mesh)
+    except BaseException:
+        client.close()
+        raise
+    return running.Heartbeat(client, mesh.name)

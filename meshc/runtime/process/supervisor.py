@@ -13,6 +13,8 @@ loop is visible rather than silent. How soon depends on how it died:
   restarted at once (0.1 s); its successor finds what it held and isolates the message
   that kills it (``recovery``), so every such restart makes progress.
 
+With a reload handler (``meshc run``), SIGHUP reloads instead of stopping: the
+handler runs on a thread of its own and changes the :class:`Pool` of workers.
 On SIGTERM/SIGINT the supervisor forwards the signal to every worker and waits:
 workers finish and commit what they hold (docs/design.md, "Shutdown"), and nothing
 is acknowledged twice or lost. Workers run in their own process group, so a Ctrl-C at
@@ -63,6 +65,7 @@ class WorkerCommand:
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     secret: str | None = None
+    agent: str = ""  # the agent it runs: a reload replaces an agent's replicas together
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,59 @@ class _Child:
     restarts: int = 0
     status: int | None = None  # read end of the worker's status pipe
     ready: bool = False
+    retiring: bool = False  # told to stop for good (a reload): not restarted
+
+
+class Pool:
+    """The workers of a running :func:`supervise`, changed by a reload on its own thread.
+
+    Every change holds ``lock``, which the supervisor's loop holds while it tends the
+    workers, so a worker is never tended and replaced at once.
+    """
+
+    def __init__(self, children: list[_Child], backoff: Backoff, report: Report) -> None:
+        self.children, self.backoff, self.report = children, backoff, report
+        self.lock = threading.Lock()
+
+    def agents(self) -> set[str]:
+        with self.lock:
+            return {c.command.agent for c in self.children}
+
+    def start(self, commands: Sequence[WorkerCommand], stop: threading.Event) -> None:
+        """Start ``commands`` and wait until every one is ready (or ``stop``).
+
+        The supervisor's own thread spawns them, as if a restart were due: a worker's
+        parent-death signal fires when the *thread* that started it ends, so one
+        spawned by this (short-lived) reload thread would be stopped with it.
+        """
+        new = [_Child(c, delay=self.backoff.initial) for c in commands]
+        for child in new:
+            child.restart_at, child.restarts = time.monotonic(), -1  # -1: counted as a start
+        with self.lock:
+            self.children.extend(new)
+        while not all(c.ready for c in new) and not stop.wait(POLL):
+            pass
+
+    def retire(self, agent: str, stop: threading.Event) -> None:
+        """SIGTERM every replica of ``agent`` (each finishes and commits what it holds)
+        and wait until they have exited; they are not restarted."""
+        with self.lock:
+            mine = [c for c in self.children if c.command.agent == agent]
+            for child in mine:
+                child.retiring = True
+                if child.proc is not None and child.proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        child.proc.send_signal(signal.SIGTERM)
+        while any(c.proc is not None and c.proc.poll() is None for c in mine):
+            if stop.wait(POLL):
+                return
+        with self.lock:
+            for child in mine:
+                _close_status(child)
+                self.children.remove(child)
+                pid = child.proc.pid if child.proc is not None else None
+                code = child.proc.returncode if child.proc is not None else None
+                self.report(SupervisorEvent("stop", child.command.name, pid, code))
 
 
 def supervise(
@@ -126,27 +182,40 @@ def supervise(
     stop: threading.Event | None = None,
     backoff: Backoff = Backoff(),
     grace: float = 30.0,
+    on_reload: Callable[[Pool, threading.Event], None] | None = None,
+    reload: threading.Event | None = None,
 ) -> int:
     """Run ``commands`` until SIGTERM/SIGINT (or ``stop`` is set); returns 0.
 
     Signal handlers are installed only on the main thread; elsewhere (tests) ``stop``
     is the way to end it. Workers still alive ``grace`` seconds after the forwarded
-    signal are killed.
+    signal are killed. With ``on_reload``, SIGHUP (or setting ``reload``) runs it on a
+    thread of its own with the pool of workers, one reload at a time.
     """
     stop = stop or threading.Event()
+    reload = reload or threading.Event()
     report = _reporter(on_event)
     children = [_Child(c, delay=backoff.initial) for c in commands]
+    pool = Pool(children, backoff, report)
     received: list[int] = []
     all_ready = False
-    with _stop_signals(stop, received):
+    reloading: threading.Thread | None = None
+    with _stop_signals(stop, received, reload if on_reload else None):
         for child in children:
             _spawn(child, backoff, report)
         while not stop.wait(POLL):
-            for child in children:
-                _tend(child, backoff, report)
+            with pool.lock:
+                for child in children:
+                    _tend(child, backoff, report)
             if not all_ready and all(c.ready for c in children):
                 all_ready = True
                 log.info("all %d workers ready", len(children))
+            if on_reload and reload.is_set() and not (reloading and reloading.is_alive()):
+                reload.clear()
+                reloading = threading.Thread(target=on_reload, args=(pool, stop), daemon=True)
+                reloading.start()
+    if reloading is not None:
+        reloading.join()
     _shutdown(children, received[0] if received else signal.SIGTERM, grace, report)
     return 0
 
@@ -214,6 +283,8 @@ def _spawn(child: _Child, backoff: Backoff, report: Report) -> None:
 
 def _tend(child: _Child, backoff: Backoff, report: Report) -> None:
     """Notice readiness, a death (schedule a restart) or a restart that is due (spawn)."""
+    if child.retiring:
+        return
     if child.restart_at is not None:
         if time.monotonic() >= child.restart_at:
             child.restarts += 1
@@ -284,13 +355,19 @@ def _shutdown(children: list[_Child], signum: int, grace: float, report: Report)
 
 
 @contextlib.contextmanager
-def _stop_signals(stop: threading.Event, received: list[int]) -> Iterator[None]:
-    """On the main thread, turn SIGTERM/SIGINT/SIGHUP into ``stop``; restore on exit."""
+def _stop_signals(
+    stop: threading.Event, received: list[int], reload: threading.Event | None = None
+) -> Iterator[None]:
+    """On the main thread, turn SIGTERM/SIGINT into ``stop``, and SIGHUP into ``reload``
+    when given (else into ``stop``); restore on exit."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP and reload is not None:
+            reload.set()
+            return
         received.append(signum if signum != signal.SIGHUP else signal.SIGTERM)
         stop.set()
 
