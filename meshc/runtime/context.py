@@ -18,7 +18,7 @@ from meshc.runtime.wire import dump_output
 from pydantic import BaseModel
 
 Output = tuple[str, bytes]
-RESERVED_FIELDS = frozenset({"data", "trace", "parent", "agent", "attempt"})
+RESERVED_FIELDS = frozenset({"data", "trace", "parent", "agent", "attempt", "traceparent"})
 
 
 class Context:

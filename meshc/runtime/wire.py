@@ -24,6 +24,7 @@ PARENT = b"parent"
 AGENT = b"agent"
 ATTEMPT = b"attempt"
 TOOK = b"took"  # the handler's time in ms; absent under a millisecond
+TRACEPARENT = b"traceparent"  # W3C trace context of the span that wrote it; while tracing
 HEADER = (DATA, TRACE, PARENT, AGENT, ATTEMPT, TOOK)
 
 # The extra fields of a dead letter (its header is the standard one).

@@ -34,16 +34,11 @@ from meshc.runtime.recovery import Recovery
 from meshc.runtime.replica import EXIT_STUCK, Stats, default_consumer, record_stuck, served
 from meshc.runtime.retries import Retries
 from meshc.runtime.spec import MeshSpec
+from meshc.runtime.telemetry import Telemetry
 from meshc.runtime.transport import TRANSIENT, Backoff, make_client, waitable
 from meshc.runtime.upkeep import Upkeep
 from meshc.runtime.window import Window
-from meshc.runtime.wire import (
-    Delivery,
-    dlq_fields,
-    short_error,
-    text,
-    took_ms,
-)
+from meshc.runtime.wire import Delivery, dlq_fields, short_error, text, took_ms
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -102,6 +97,7 @@ class Worker:
         # with a thousand calls in flight refills them in a few round trips, not tens.
         self.read_max = max(policy.batch, policy.concurrency)
         self.header: tuple[bytes, ...] = ()  # fields every output carries (name value ...)
+        self.telemetry = Telemetry.from_env(mesh, spec)  # None: metrics and traces off
         self._head = (agent.encode(), agent.encode(), len(self.header) // 2, *self.header)
         self.commits: Flusher[CommitBatch] = Flusher(
             lambda: CommitBatch(self._head), self.send_commit, self.fail,
@@ -325,8 +321,12 @@ class Worker:
             else:
                 keyed = [(self.key(s, d.partition), data) for s, data in outputs]
                 own = self.own_fields(d, call.ctx)
+                if self.telemetry is not None:  # the one check metrics and traces cost
+                    own += self.telemetry.call(d, call, outputs)
                 self.commits.open().outputs(d, keyed, took_ms(call.took), own)
                 return
+        if self.telemetry is not None:
+            self.telemetry.call(d, call, None)
         self.failed(d, call.error)
 
     def own_fields(self, d: Delivery, ctx: Context) -> list[bytes]:
@@ -362,6 +362,8 @@ class Worker:
     ) -> None:
         """Queue: ack ``d`` and, only if that counted, add it to this agent's DLQ."""
         self.stats.dead_lettered += 1
+        if self.telemetry is not None:
+            self.telemetry.dead_letter(d.stream)
         self.log.error("dead letter %s %s: %s", d.stream, text(d.entry_id), error[:300])
         limit = self.policy.max_payload_bytes if max_data is None else max_data
         fields = dlq_fields(d, self.spec.name, error, deliveries or d.attempt, limit)
@@ -374,6 +376,8 @@ class Worker:
             self.stats.committed += int(acked)
             self.stats.duplicates += int(skipped)
             if skipped:
+                if self.telemetry is not None:
+                    self.telemetry.duplicates(int(skipped))
                 self.log.info("%d inputs were acknowledged elsewhere first; their "
                               "outputs were not written again", skipped)  # fmt: skip
         self.settled(batch.settled)

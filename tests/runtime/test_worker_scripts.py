@@ -185,7 +185,7 @@ def test_join_emit_is_gated_by_done_and_by_the_parts_seen(valkey_url: str) -> No
         await r.zadd("dl", {"J": 1})
 
         def call(expected: int) -> tuple[list[bytes], list[Any]]:
-            record = [2, 3, "J", expected, "t", "1-1", 1, "", 1, 4, b'{"r":1}']
+            record = [2, 3, "J", expected, "t", "1-1", 1, "", "", 1, 4, b'{"r":1}']
             return [b"dl", b"j", b"done", b"out"], ["agg", 60, 0, *record]
 
         assert await scripts.join_emit(r, *call(2)) == [b"changed"]
