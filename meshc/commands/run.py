@@ -24,7 +24,7 @@ from meshc.ops.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, 
 from meshc.ops.acl_watch import start_watch
 from meshc.runtime import cluster
 from meshc.runtime.connect import redact
-from meshc.runtime.process.launch import LOG_FORMAT, run_mesh
+from meshc.runtime.process.launch import LOG_FORMAT, add_metrics_options, metrics_of, run_mesh
 from meshc.runtime.process.supervisor import SupervisorEvent
 
 LEVEL_ENV = "MESHC_LOG_LEVEL"
@@ -68,6 +68,7 @@ def register(sub: Any) -> None:
         help="DEBUG logs from the supervisor and every worker (else INFO, or the level "
         "MESHC_LOG_LEVEL names)",
     )
+    add_metrics_options(p)
     p.set_defaults(handler=guarded("run", run))
 
 
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             extra_env=env,
             on_event=_quiet,
             partitions=parts,
+            metrics=metrics_of(args),
         )
     finally:
         if watch is not None:

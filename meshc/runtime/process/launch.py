@@ -30,6 +30,7 @@ from meshc.runtime.process.supervisor import SECRET_ENV, SupervisorEvent, Worker
 from meshc.runtime.spec import MeshSpec
 
 URL_ENV = "MESHC_WORKER_URL"
+Metrics = tuple[str, int]  # where the Prometheus endpoint listens: host, port
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -130,6 +131,7 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
         "starts until changed",
     )
     parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
+    add_metrics_options(parser)
     args = parser.parse_args(argv)
     if not _logging(False, f"python -m {package}"):
         return 2
@@ -149,7 +151,40 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
     except MeshOpsError as err:
         print(f"{package}: {err}", file=sys.stderr)
         return 2
-    return run_mesh(mesh, package, url)
+    try:
+        return run_mesh(mesh, package, url, metrics=metrics_of(args))
+    except MeshOpsError as err:  # the metrics endpoint could not start
+        print(f"{package}: {err}", file=sys.stderr)
+        return 1
+
+
+def add_metrics_options(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` and ``--metrics-host``, shared by ``meshc run``."""
+    parser.add_argument(
+        "--metrics-port",
+        metavar="N",
+        type=_port,
+        help="serve Prometheus metrics on this port at /metrics (0: any free port, "
+        "logged); needs pip install 'meshc[metrics]'",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="the address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 "
+        "for every interface)",
+    )
+
+
+def metrics_of(args: argparse.Namespace) -> Metrics | None:
+    port: int | None = args.metrics_port
+    return None if port is None else (str(args.metrics_host), port)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
 
 
 def run_mesh(
@@ -163,6 +198,7 @@ def run_mesh(
     on_event: Callable[[SupervisorEvent], None] | None = None,
     stop: threading.Event | None = None,
     partitions: Sequence[int] | None = None,
+    metrics: Metrics | None = None,
 ) -> int:
     """Supervise one process per replica until a signal (or ``stop``, from another thread).
 
@@ -172,10 +208,20 @@ def run_mesh(
     consumers are removed with (:mod:`~meshc.runtime.process.consumers`); ``extra_env`` is added
     to every worker's environment (PYTHONPATH, for instance); ``partitions`` narrows
     every worker to those partitions. A single-partition mesh is refused on a cluster
-    here, before any worker starts (:class:`cluster.PartitionsError`).
+    here, before any worker starts (:class:`cluster.PartitionsError`). ``metrics``
+    (host, port) serves Prometheus metrics while the mesh runs (``ops.metrics``).
     """
     if cluster.is_cluster_url(url):
         cluster.require_partitions(mesh, url)
+    endpoint = None
+    if metrics is not None:
+        # The one import outside the runtime (docs/architecture.md): the scrape-time
+        # gauges are the reads of `meshc status`, which live with the operator's tools.
+        from meshc.ops.metrics import MetricsEndpoint
+
+        endpoint = MetricsEndpoint(mesh, operator_url or url, *metrics)
+        extra_env = {**(extra_env or {}), **endpoint.env}
+        on_event = endpoint.watch(on_event)
     commands = worker_commands(
         mesh, package, url_for or (lambda _agent: url), extra_env, partitions
     )
@@ -191,3 +237,5 @@ def run_mesh(
         for loop in (retention, reaper):
             if loop is not None:
                 loop.stop()
+        if endpoint is not None:
+            endpoint.close()
