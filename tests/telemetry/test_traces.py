@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_kit import cli, wait_for
 from meshc.demo import build_review_mesh, review_tasks
 from meshc.ops.client import MeshClient
 from meshc.runtime.spec import MeshSpec
@@ -120,3 +125,43 @@ def test_tracing_is_off_without_otel_configuration(
     tracing.shutdown()
     assert tracing.active() is None
     tracing.shutdown()
+
+
+ECHO_MESH = """\
+mesh: echoes
+version: 1
+types:
+  Line: {text: str}
+streams:
+  e.in: {type: Line}
+  e.out: {type: Line, terminal: true}
+agents:
+  feed: {role: producer, writes: [e.in]}
+  echo: {role: specialist, reads: [e.in], writes: [e.out], handler: echoes_handlers:echo}
+"""
+
+
+def test_meshc_run_workers_inherit_the_otel_variables_and_flush_when_stopped(
+    workdir: Path, valkey_only_url: str, receiver: Receiver
+) -> None:
+    (workdir / "echoes.yaml").write_text(ECHO_MESH)
+    (workdir / "echoes_handlers.py").write_text(
+        "def echo(payload, ctx):\n    return {'text': payload.text[::-1]}\n"
+    )
+    env = {**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "60000"}  # only the exit flushes
+    argv = [sys.executable, "-m", "meshc", "run", "echoes.yaml", "--redis", valkey_only_url]
+    run = subprocess.Popen(argv, cwd=workdir, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        done = cli("submit", "echoes.yaml", "e.in", "--json", '{"text": "abc"}',
+                   "--redis", valkey_only_url)  # fmt: skip
+        assert done.code == 0, done.err
+        wait_for(lambda: bool(cli("tail", "echoes.yaml", "e.out", "--redis", valkey_only_url)
+                              .lines), what="the echo")  # fmt: skip
+    finally:
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    tracing.shutdown()  # the submit's span, from this process
+    names = sorted(s.name for s in receiver.spans)
+    assert names == ["echo e.in", "submit e.in"], names
+    assert len({s.trace_id for s in receiver.spans}) == 1
