@@ -173,3 +173,74 @@ def test_the_metrics_folder_is_private_and_removed_when_the_mesh_stops(
         assert value(mesh.scrape(), "meshc_server_up") == 1
         assert oct(os.stat(made[0]).st_mode & 0o777) == "0o700"
     assert not os.path.exists(made[0])
+
+
+FLAKY = """\
+mesh: flaky
+version: 1
+types:
+  Item: {n: int}
+streams:
+  f.in: {type: Item}
+  f.out: {type: Item, terminal: true}
+agents:
+  feed: {role: producer, writes: [f.in]}
+  flaky:
+    role: specialist
+    reads: [f.in]
+    writes: [f.out]
+    handler: flaky_handlers:flaky
+    visibility_timeout: 1s
+    max_deliveries: 3
+"""
+FLAKY_HANDLERS = """\
+def flaky(payload, ctx):
+    if payload.n < 0:
+        raise ValueError("poison")
+    if ctx.attempt == 1:
+        raise RuntimeError("the first try fails")
+    return {"n": payload.n}
+"""
+
+
+def test_failures_retries_and_dead_letters_are_counted(workdir: Path, valkey_only_url: str) -> None:
+    from meshc.codegen.build import build_cached
+
+    (workdir / "flaky.yaml").write_text(FLAKY)
+    (workdir / "flaky_handlers.py").write_text(FLAKY_HANDLERS)
+    built = build_cached(str(workdir / "flaky.yaml"))
+    spec, port, stop = built.load_spec(), free_port(), threading.Event()
+    env = built.worker_env()
+    thread = threading.Thread(
+        target=run_mesh,
+        args=(spec, built.package, valkey_only_url),
+        kwargs={"extra_env": {**env, **QUIET}, "stop": stop, "metrics": ("127.0.0.1", port)},
+        daemon=True,
+    )
+    thread.start()
+    labels = {"mesh": "flaky", "agent": "flaky", "stream": "f.in"}
+    try:
+        with MeshClient(spec, valkey_only_url) as client:
+            client.submit_many([{"n": 1}, {"n": 2}, {"n": 3}, {"n": -1}])
+        with redis.Redis.from_url(valkey_only_url) as r:
+            wait_for(lambda: r.xlen("f.out") == 3 and r.xlen("flaky.dlq.flaky") == 1,
+                     timeout=60, what="three results and one dead letter")  # fmt: skip
+
+        def counts() -> tuple[float, ...]:
+            s = scrape(port)
+            return tuple(
+                value(s, f"meshc_{name}_total", **labels)
+                for name in (
+                    "messages_handled",
+                    "messages_failed",
+                    "messages_retried",
+                    "dead_letters",
+                )  # fmt: skip
+            ) + (value(s, "meshc_handler_seconds_count", **labels),)
+
+        # 3 handled; failed: each good one once, the poison on all 3 deliveries;
+        # retried: the good ones' second calls and the poison's 2nd and 3rd.
+        wait_for(lambda: counts() == (3, 6, 5, 1, 9), what="the counters")
+    finally:
+        stop.set()
+        thread.join(60)
