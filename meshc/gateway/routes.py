@@ -22,7 +22,8 @@ import redis
 from meshc.gateway import events, records, streams
 from meshc.gateway.config import GatewayConfigError, check_webhook_url
 from meshc.gateway.http import TooLarge, json, problem, read_body
-from meshc.ops.client import BackpressureError, PayloadTooLarge, SubmitError, new_trace
+from meshc.ops.client import BackpressureError, PayloadTooLarge, SubmitError
+from meshc.runtime.telemetry import new_trace
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request

@@ -12,7 +12,6 @@ wait on the same stream without taking results from one another.
 from __future__ import annotations
 
 import base64
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ from meshc.runtime import cluster, keys, replicas
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.keys import stream_keys
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.telemetry import tracing
-from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE, TRACEPARENT, id_order
+from meshc.runtime.telemetry import new_trace, tracing
+from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, TRACE, id_order
 from pydantic import BaseModel, ValidationError
 
 PIPELINE_CHUNK = 500
@@ -98,17 +97,6 @@ class Result:
     @property
     def data(self) -> Any:
         return self.entry["data"]
-
-
-def new_trace() -> str:
-    """A fresh task id: 32 hex digits laid out as a UUIDv7, whose first 48 bits are the
-    Unix time in ms, so where a task ends its start can be read from the trace alone
-    (``meshc_task_seconds``) and ids sort by time; the other 74 bits are random."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
-    value |= 0b10 << 62 | rand & (1 << 62) - 1
-    return f"{value:032x}"
 
 
 def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:
@@ -254,7 +242,7 @@ class MeshClient:
         spans = tracing.active()
         for start in range(0, len(prepared), PIPELINE_CHUNK):
             chunk = prepared[start : start + PIPELINE_CHUNK]
-            roots = [_root_span(spans, self.mesh.name, name, p) for p in chunk] if spans else []
+            roots = [spans.root(self.mesh.name, name, p.fields) for p in chunk] if spans else []
             pipe = self.redis.pipeline(transaction=False)
             for p in chunk:
                 pipe.xadd(p.key, p.fields)  # type: ignore[arg-type]
@@ -436,22 +424,6 @@ class MeshClient:
     def _last_id(self, key: str) -> str:
         last = cast(list[RawEntry], self.redis.xrevrange(key, count=1))
         return last[0][0].decode() if last else "0-0"
-
-
-def _root_span(spans: tracing.Spans, mesh: str, stream: str, p: _Prepared) -> Any:
-    """Start the root span of a task and put its ``traceparent`` in the entry, so every
-    hop's span joins the trace (``submit`` ends the span once the entry is written)."""
-    span = spans.start(
-        f"submit {stream}",
-        {
-            "meshc.mesh": mesh,
-            "meshc.agent": p.fields["agent"],
-            "meshc.stream": stream,
-            "meshc.trace": p.trace,
-        },  # fmt: skip
-    )
-    p.fields[TRACEPARENT.decode()] = tracing.traceparent_of(span.get_span_context())
-    return span
 
 
 def _by_key(batch: Any) -> Iterator[tuple[str, list[tuple[bytes, dict[bytes, bytes]]]]]:

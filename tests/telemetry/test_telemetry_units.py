@@ -17,8 +17,7 @@ from cli_kit import cli
 from meshc.cli import main
 from meshc.codegen.build import build_cached
 from meshc.ops import metrics as ops_metrics
-from meshc.ops.client import new_trace
-from meshc.runtime.telemetry import metrics, task_start, tracing
+from meshc.runtime.telemetry import metrics, new_trace, task_start, tracing
 
 REPO = Path(__file__).resolve().parents[2]
 MESH = """\

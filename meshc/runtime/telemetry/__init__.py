@@ -9,6 +9,7 @@ worker and the join tell them what happened, in their own terms.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -22,6 +23,17 @@ from meshc.runtime.wire import TRACE, TRACEPARENT, Delivery
 LINKS = b".links"  # a join hash's field: the partials' traceparents, space-separated
 _ENTRY_ID = re.compile(rb"^(\d{1,15})-\d+$")
 _HEX32 = re.compile(rb"^[0-9a-f]{32}$")
+
+
+def new_trace() -> str:
+    """A fresh task id: 32 hex digits laid out as a UUIDv7, whose first 48 bits are the
+    Unix time in ms, so where a task ends its start can be read from the trace alone
+    (:func:`task_start`) and ids sort by time; the other 74 bits are random."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & (1 << 62) - 1
+    return f"{value:032x}"
 
 
 def task_start(trace: bytes) -> float | None:

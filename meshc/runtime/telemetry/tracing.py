@@ -169,11 +169,17 @@ class Spans:
         span.end(end_time=start + int(took * 1e9))
         return traceparent_of(span.get_span_context())
 
-    def start(self, name: str, attributes: dict[str, Any]) -> Any:
-        """A root span of a new task (``submit``), ended by the caller."""
-        return self.tracer.start_span(
-            name, kind=self._trace.SpanKind.PRODUCER, attributes=attributes
+    def root(self, mesh: str, stream: str, fields: dict[str, Any]) -> Any:
+        """Start the root span of a task about to be written with ``fields`` (its wire
+        header) and add its ``traceparent`` to them, so every hop's span joins the
+        trace. The caller ends the span once the entry is written."""
+        attributes = {"meshc.mesh": mesh, "meshc.agent": fields["agent"],
+                      "meshc.stream": stream, "meshc.trace": fields["trace"]}  # fmt: skip
+        span = self.tracer.start_span(
+            f"submit {stream}", kind=self._trace.SpanKind.PRODUCER, attributes=attributes
         )
+        fields[TRACEPARENT] = traceparent_of(span.get_span_context())
+        return span
 
 
 def traceparent_of(span_context: Any) -> bytes:
