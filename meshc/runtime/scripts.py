@@ -165,7 +165,8 @@ return lost
 # Join hashes hold one field per lane plus three meta fields: .trace, .parent, .fails,
 # and, while tracing, a fourth: .links. @LANES is the number of lanes stored.
 JOIN_META = 3
-_LANES = "(redis.call('HLEN', hash) - @META - redis.call('HEXISTS', hash, '.links'))"
+# (HGET rather than HEXISTS: the agents' ACL rules grant HGET on their private keys.)
+_LANES = "(redis.call('HLEN', hash) - @META - (redis.call('HGET', hash, '.links') and 1 or 0))"
 
 # KEYS[1] deadlines zset, KEYS[2] late counter, then inputs and join hash/done keys.
 # ARGV[1] group, ARGV[2] lanes, ARGV[3] timeout ms, then records:
