@@ -184,7 +184,6 @@ class JoinEngine:
             lane.stats.committed += (len(call.args) - 3) // 9 - int(late) - int(stale)
             if lane.telemetry is not None:
                 lane.telemetry.late(int(late))
-                lane.telemetry.duplicates(int(stale))
             for i in range(0, len(done), 2):
                 complete.append(JoinState(p, done[i], _pairs(done[i + 1])))
         lane.settled(batch.settled)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from meshc.runtime import cluster, keys, replicas, scripts
+from meshc.runtime import cluster, keys, replicas, scripts, telemetry
 from meshc.runtime.admission import Refusal, admit
 from meshc.runtime.builtins import Bound, WorkerBuiltin, resolve_handler
 from meshc.runtime.calls import make_runner
@@ -34,7 +34,6 @@ from meshc.runtime.recovery import Recovery
 from meshc.runtime.replica import EXIT_STUCK, Stats, default_consumer, record_stuck, served
 from meshc.runtime.retries import Retries
 from meshc.runtime.spec import MeshSpec
-from meshc.runtime.telemetry import Telemetry
 from meshc.runtime.transport import TRANSIENT, Backoff, make_client, waitable
 from meshc.runtime.upkeep import Upkeep
 from meshc.runtime.window import Window
@@ -97,7 +96,7 @@ class Worker:
         # with a thousand calls in flight refills them in a few round trips, not tens.
         self.read_max = max(policy.batch, policy.concurrency)
         self.header: tuple[bytes, ...] = ()  # fields every output carries (name value ...)
-        self.telemetry = Telemetry.from_env(mesh, spec)  # None: metrics and traces off
+        self.telemetry = telemetry.Telemetry.from_env(mesh, spec, self.stats)  # None: off
         self._head = (agent.encode(), agent.encode(), len(self.header) // 2, *self.header)
         self.commits: Flusher[CommitBatch] = Flusher(
             lambda: CommitBatch(self._head), self.send_commit, self.fail,
@@ -376,8 +375,6 @@ class Worker:
             self.stats.committed += int(acked)
             self.stats.duplicates += int(skipped)
             if skipped:
-                if self.telemetry is not None:
-                    self.telemetry.duplicates(int(skipped))
                 self.log.info("%d inputs were acknowledged elsewhere first; their "
                               "outputs were not written again", skipped)  # fmt: skip
         self.settled(batch.settled)

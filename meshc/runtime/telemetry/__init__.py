@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshc.runtime.context import Call
+from meshc.runtime.replica import Stats
 from meshc.runtime.spec import AgentSpec, MeshSpec
 from meshc.runtime.telemetry import metrics, tracing
 from meshc.runtime.wire import TRACE, TRACEPARENT, Delivery
@@ -57,8 +58,11 @@ class Telemetry:
         spec: AgentSpec,
         metrics_: metrics.WorkerMetrics | None,
         spans: tracing.Spans | None,
+        stats: Stats | None = None,
     ) -> None:
         self.mesh = mesh.name
+        self.stats = stats or Stats()
+        self._duplicates = self.stats.duplicates  # counted into the metric so far
         self.agent = spec.name
         self.m = metrics_
         self.spans = spans
@@ -66,11 +70,13 @@ class Telemetry:
         self.lanes = len(spec.join.lanes) if spec.join is not None else 0
 
     @classmethod
-    def from_env(cls, mesh: MeshSpec, spec: AgentSpec) -> Telemetry | None:
-        """On when the supervisor asked for metrics or ``OTEL_*`` asks for traces."""
+    def from_env(cls, mesh: MeshSpec, spec: AgentSpec, stats: Stats) -> Telemetry | None:
+        """On when the supervisor asked for metrics or ``OTEL_*`` asks for traces.
+        ``stats`` are the worker's counters, of which duplicate commits are read."""
         m = metrics.WorkerMetrics(mesh.name, spec.name) if metrics.enabled() else None
         spans = tracing.active()
-        return cls(mesh, spec, m, spans) if m is not None or spans is not None else None
+        on = m is not None or spans is not None
+        return cls(mesh, spec, m, spans, stats) if on else None
 
     # -- calls ----------------------------------------------------------------------
 
@@ -81,6 +87,7 @@ class Telemetry:
         fields its outputs carry for telemetry (``traceparent`` while tracing)."""
         m = self.m
         if m is not None:
+            self._sync()
             m.of("handler", d.stream).observe(call.took)
             if d.attempt > 1:  # a retry, or an entry taken over from a dead worker
                 m.count("retried", stream=d.stream)
@@ -141,9 +148,14 @@ class Telemetry:
     def dead_letter(self, stream: str) -> None:
         if self.m is not None:
             self.m.count("dead", stream=stream)
+            self._sync()
 
-    def duplicates(self, n: int) -> None:
-        if self.m is not None:
+    def _sync(self) -> None:
+        """Duplicate commits are counted by the worker's commit and the join's STORE
+        (``Stats.duplicates``); they reach the metric as the next call or merge ends."""
+        n = self.stats.duplicates - self._duplicates
+        if n and self.m is not None:
+            self._duplicates += n
             self.m.count("duplicates", n)
 
     # -- joins ----------------------------------------------------------------------
@@ -157,11 +169,13 @@ class Telemetry:
     def late(self, n: int) -> None:
         if self.m is not None:
             self.m.count("late", n)
+            self._sync()
 
     def merged(self, call: Call, fields: dict[bytes, bytes]) -> bytes:
         """A finished merge of the join ``fields``; the ``traceparent`` of its span,
         which is a child of the last stored partial and links to every partial."""
         if self.m is not None:
+            self._sync()
             self.m.of("handler", "").observe(call.took)
             if call.error is not None:
                 self.m.count("failed", stream="")
