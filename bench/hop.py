@@ -17,6 +17,12 @@ stream, and is timed from GO until its output holds N entries. Contestants:
   validated payload, batch 200: input validation, output serialisation, the header
   fields and the exactly-once commit script all on.
 * ``worker-async``: the same with an ``async def`` handler (no thread hop).
+* ``worker-metrics``: ``worker`` with Prometheus metrics on (the supervisor's
+  ``--metrics-port`` does this: ``MESHC_METRICS_DIR`` names the multi-process folder).
+* ``worker-traced``: ``worker`` with OpenTelemetry tracing on, every call a span,
+  exported over OTLP/HTTP to a sink in the parent that discards them.
+  ``worker`` itself has both off, so the three side by side show what each costs when
+  on; what the hooks cost when off shows with ``--baseline`` (a tree without them).
 * ``faststream``: FastStream's Redis stream subscriber (consumer group, ack after
   the handler) feeding its publisher; entries in FastStream's own binary format.
 
@@ -30,10 +36,14 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +79,7 @@ SIZES: dict[Mode, dict[str, int]] = {
     "quick": {"n": 40_000, "small": 3_000, "reps": 3},
     "full": {"n": 100_000, "small": 6_000, "reps": 5},
 }
-FAST = ("raw", "script", "worker", "worker-async")
+FAST = ("raw", "script", "worker", "worker-async", "worker-metrics", "worker-traced")
 BASELINE = "worker-baseline"  # the Worker of another meshc tree (--baseline)
 SLOW = ("naive", "faststream")
 TARGET_RAW = 0.90
@@ -124,14 +134,14 @@ def run(mode: Mode = "full", baseline: str | None = None) -> Report:
     fast = FAST + (BASELINE,) if baseline else FAST
     runs: dict[str, list[tuple[float, float]]] = {v: [] for v in fast + SLOW}
     load = [os.getloadavg()[0]]
-    with server() as srv, contextlib.closing(srv.client()) as r:
+    with server() as srv, contextlib.closing(srv.client()) as r, span_sink() as sink:
         load_rate = preload(r, IN, entry_fields(), size["n"])
         preload(r, FS_IN, faststream_fields(), size["small"])
         for rep in range(size["reps"]):
             order = fast + SLOW if rep % 2 == 0 else SLOW[::-1] + fast[::-1]
             for variant in order:
                 n = size["n"] if variant in fast else size["small"]
-                runs[variant].append(_measure(srv.url, r, variant, n, rep, baseline))
+                runs[variant].append(_measure(srv.url, r, variant, n, rep, baseline, sink))
         host = machine(srv)
     load.append(os.getloadavg()[0])
     report = _report(runs, size, load_rate, host, load, baseline)
@@ -139,10 +149,68 @@ def run(mode: Mode = "full", baseline: str | None = None) -> Report:
     return report
 
 
+@contextlib.contextmanager
+def span_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that accepts span exports and discards them; its URL."""
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@contextlib.contextmanager
+def telemetry_env(variant: str, sink: str) -> Iterator[dict[str, str]]:
+    """The child's environment: metrics or tracing on for their contestants."""
+    if variant == "worker-metrics":
+        folder = tempfile.mkdtemp(prefix="bench-metrics-")
+        try:
+            yield {"MESHC_METRICS_DIR": folder}
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    elif variant == "worker-traced":
+        yield {"OTEL_EXPORTER_OTLP_ENDPOINT": sink, "OTEL_SERVICE_NAME": "bench-hop"}
+    else:
+        yield {}
+
+
 def _measure(
-    url: str, r: redis.Redis, variant: str, n: int, rep: int, baseline: str | None = None
+    url: str,
+    r: redis.Redis,
+    variant: str,
+    n: int,
+    rep: int,
+    baseline: str | None = None,
+    sink: str = "",
 ) -> tuple[float, float]:
     """(messages/s, consumer CPU µs per message) of one contestant draining ``n`` entries."""
+    with telemetry_env(variant, sink) as env:
+        return _drain(url, r, variant, n, rep, baseline, env)
+
+
+def _drain(
+    url: str,
+    r: redis.Redis,
+    variant: str,
+    n: int,
+    rep: int,
+    baseline: str | None,
+    env: dict[str, str],
+) -> tuple[float, float]:
     group = f"{variant.replace('-', '_')}{rep}"
     out = f"hop.out.{group}"
     source = FS_IN if variant == "faststream" else IN
@@ -151,7 +219,7 @@ def _measure(
     args = ["child", variant, "--url", url, "--group", group, "--out", out]
     if variant == BASELINE:
         args[1:2] = ["worker", "--meshc", str(baseline)]
-    child = Child("bench.hop", args)
+    child = Child("bench.hop", args, env=env)
     try:
         child.wait_ready()
         cpu = child.cpu_seconds()
@@ -176,6 +244,8 @@ NAMES = {
     "script": "raw loop: XREADGROUP 200 + one Lua commit",
     "worker": "meshc Worker, plain handler",
     "worker-async": "meshc Worker, async handler",
+    "worker-metrics": "meshc Worker, plain handler, metrics on",
+    "worker-traced": "meshc Worker, plain handler, every call traced (OTLP)",
     BASELINE: "meshc Worker, plain handler, --baseline tree",
     "naive": "naive loop: 1 message, XADD then XACK",
     "faststream": "FastStream 0.7 stream subscriber -> publisher",
@@ -202,7 +272,15 @@ def _report(
             "consumer CPU µs/msg",
         ],
     )
-    for v in ("raw", "script", "worker", "worker-async", "naive") + (
+    for v in (
+        "raw",
+        "script",
+        "worker",
+        "worker-async",
+        "worker-metrics",
+        "worker-traced",
+        "naive",
+    ) + (  # fmt: skip
         (BASELINE,) if baseline else ()
     ):
         n = size["small"] if v in SLOW else size["n"]
@@ -234,6 +312,10 @@ def _report(
         "ratios are medians of per-repetition ratios (contestants run back to back)",
         f"preload rate (pipelined XADD, 1000 per round trip): {load_rate:,.0f}/s",
         f"1-minute load average before/after: {load[0]:.2f}/{load[1]:.2f}",
+        f"metrics on / off: throughput x{paired(runs, 'worker-metrics', 'worker'):.3f}, "
+        f"CPU per message x{_cpu_ratio(runs, 'worker-metrics', 'worker'):.3f}; traced / off: "
+        f"x{paired(runs, 'worker-traced', 'worker'):.3f}, "
+        f"CPU x{_cpu_ratio(runs, 'worker-traced', 'worker'):.3f}",
     ]
     params: dict[str, Any] = {**size, "batch": BATCH, "payload_bytes": PAYLOAD_BYTES}
     params["machine"] = host
@@ -246,6 +328,10 @@ def _report(
             f"its CPU per message x{median(cpu_ratios):.3f} (medians of per-repetition ratios)"
         )
     return Report("hop", [hop, peer], checks, notes, params)
+
+
+def _cpu_ratio(runs: dict[str, list[tuple[float, float]]], a: str, b: str) -> float:
+    return median([x[1] / y[1] for x, y in zip(runs[a], runs[b], strict=True)])
 
 
 # -- the children -------------------------------------------------------------------
@@ -377,7 +463,7 @@ def child_main(argv: list[str]) -> None:
     parser.add_argument("--meshc", help="import meshc from this folder (a baseline tree)")
     args = parser.parse_args(argv)
     use_meshc_from(args.meshc)
-    if args.variant == "worker":
+    if args.variant in ("worker", "worker-metrics", "worker-traced"):
         _worker(args.url, args.group, args.out, passthrough, args.profile)
     elif args.variant == "worker-async":
         _worker(args.url, args.group, args.out, passthrough_async, args.profile)

@@ -79,6 +79,13 @@ def _under(module: str, package: str) -> bool:
 ALL = list(modules())
 
 
+# The named exceptions to wall 1, each with its reason (docs/architecture.md).
+RUNTIME_EXCEPTIONS = {
+    ("meshc.runtime.process.launch", "meshc.ops.metrics"): "the metrics endpoint of a "
+    "supervised mesh reads the server as `meshc status` does; imported only when asked for",
+}
+
+
 def test_the_runtime_imports_nothing_of_the_compiler_or_the_operators_tools() -> None:
     """Generated workers import ``meshc.runtime`` only, so it must stand alone."""
     bad = [
@@ -86,7 +93,9 @@ def test_the_runtime_imports_nothing_of_the_compiler_or_the_operators_tools() ->
         for name, path, tree in ALL
         if _under(name, "meshc.runtime")
         for line, mod in imports(tree)
-        if _under(mod, "meshc") and not _under(mod, "meshc.runtime")
+        if _under(mod, "meshc")
+        and not _under(mod, "meshc.runtime")
+        and (name, mod) not in RUNTIME_EXCEPTIONS
     ]
     assert not bad, "\n".join(bad)
 

@@ -37,6 +37,8 @@ from meshc.runtime.process.launch import (
     LOG_FORMAT,
     TAKE_OVER_HELP,
     Loader,
+    add_metrics_options,
+    metrics_of,
     run_mesh,
     worker_commands,
 )
@@ -92,6 +94,7 @@ def register(sub: Any) -> None:
         help="DEBUG logs from the supervisor and every worker (else INFO, or the level "
         "MESHC_LOG_LEVEL names)",
     )
+    add_metrics_options(p)
     p.set_defaults(handler=guarded("run", run))
 
 
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             take_over=args.take_over,
             loader=loader,
             reload=reload,
+            metrics=metrics_of(args),
         )
     finally:
         if watch is not None:

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from meshc.gateway import events, records, streams
 from meshc.gateway.config import GatewayConfigError, check_webhook_url
 from meshc.gateway.http import TooLarge, json, problem, read_body
 from meshc.ops.client import BackpressureError, PayloadTooLarge, SubmitError
+from meshc.runtime.telemetry import new_trace
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -134,7 +134,7 @@ async def _write(
     """Record the task, submit it through MeshClient (a thread: it is synchronous)."""
     assert gw.client is not None
     client, mesh, keep = gw.client, gw.config.mesh.name, gw.config.keep
-    trace = uuid.uuid4().hex
+    trace = new_trace()
 
     def write() -> Any:
         records.create(client.redis, mesh, trace, intake, webhook, keep)

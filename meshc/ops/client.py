@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import time
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict, cast
@@ -24,6 +23,7 @@ from meshc.runtime import cluster, keys, replicas
 from meshc.runtime.connect import MeshOpsError, connect
 from meshc.runtime.keys import stream_keys
 from meshc.runtime.spec import MeshSpec
+from meshc.runtime.telemetry import new_trace, tracing
 from meshc.runtime.wire import AGENT, ATTEMPT, DATA, PARENT, SCHEMA, TRACE, id_order
 from pydantic import BaseModel, ValidationError
 
@@ -235,7 +235,7 @@ class MeshClient:
         """Validate every task first (all or nothing), then write them pipelined."""
         name = self._intake(stream)
         items = list(payloads)
-        chosen = list(traces) if traces is not None else [uuid.uuid4().hex for _ in items]
+        chosen = list(traces) if traces is not None else [new_trace() for _ in items]
         if len(chosen) != len(items):
             raise ValueError(f"{len(items)} payloads but {len(chosen)} traces")
         prepared = [self._prepare(name, p, t) for p, t in zip(items, chosen, strict=True)]
@@ -244,8 +244,10 @@ class MeshClient:
             cluster.require_partitions(self.mesh, "this cluster")
         out: list[Submitted] = []
         wait = self.replica_wait
+        spans = tracing.active()
         for start in range(0, len(prepared), PIPELINE_CHUNK):
             chunk = prepared[start : start + PIPELINE_CHUNK]
+            roots = [spans.root(self.mesh.name, name, p.fields) for p in chunk] if spans else []
             pipe = self.redis.pipeline(transaction=False)
             for p in chunk:
                 pipe.xadd(p.key, p.fields)  # type: ignore[arg-type]
@@ -256,6 +258,9 @@ class MeshClient:
             replicated = wait.check(acks) if wait else None
             for p, eid in zip(chunk, ids, strict=True):
                 out.append(Submitted(p.trace, eid.decode(), name, p.key, replicated))
+            for span, eid in zip(roots, ids, strict=False):
+                span.set_attribute("meshc.entry_id", eid.decode())
+                span.end()
         return out
 
     def _intake(self, stream: str | None) -> str:

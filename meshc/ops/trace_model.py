@@ -49,10 +49,22 @@ class TraceEntry:
         at = datetime.fromtimestamp(self.ms / 1000, tz=UTC)
         return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C trace context of the span that wrote it (only while tracing)."""
+        return self.extra.get("traceparent")
+
+    def span(self, part: int) -> str | None:
+        """Part of ``traceparent``: 1 the OpenTelemetry trace id, 2 the span id."""
+        fields = (self.traceparent or "").split("-")
+        return fields[part] if len(fields) == 4 else None
+
     def as_dict(self) -> dict[str, Any]:
         out = {"stream": self.stream, "key": self.key, "id": self.id, "written": self.written,
                "agent": self.agent, "parent": self.parent, "attempt": self.attempt,
                "took_ms": self.took_ms, "data": self.data}  # fmt: skip
+        if self.traceparent is not None:
+            out["traceparent"] = self.traceparent
         if self.dead:
             out["dead_letter"] = self.extra
         return out

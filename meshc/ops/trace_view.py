@@ -87,6 +87,8 @@ def _entry(t: _Tree, e: TraceEntry, head: str, tail: str) -> None:
     words = [p("stream", e.stream), p("dim", e.id), t.offset(e)]
     if e is t.trace.root:
         words.append(f"written by {p('agent', e.agent or '(outside producer)')} at {e.written}")
+        if e.span(1):
+            words.append(p("dim", f"otel trace {e.span(1)}"))
     words += _entry_notes(t, e)
     if "schema" in e.extra:  # the writer's mesh version and type fingerprint
         words.append(p("dim", f"[{e.extra['schema']}]"))
@@ -142,6 +144,8 @@ def _hop_line(t: _Tree, h: Hop) -> str:
         [lane for lane, e in zip(h.lanes, h.inputs, strict=True) if e is h.ready] if h.join else []
     )
     words.append(_timing(h, f" after the last ({last[0]})" if last else ""))
+    if h.outputs[0].span(2):
+        words.append(p("dim", f"span {h.outputs[0].span(2)}"))
     if h.dead:
         error = " ".join(h.outputs[0].extra.get("error", "").split())
         words.append(p("bad", f"gave up: {error}"))

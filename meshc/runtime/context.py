@@ -18,7 +18,9 @@ from meshc.runtime.wire import dump_output
 from pydantic import BaseModel
 
 Output = tuple[str, bytes]
-RESERVED_FIELDS = frozenset({"data", "trace", "parent", "agent", "attempt", "schema"})
+RESERVED_FIELDS = frozenset(
+    {"data", "trace", "parent", "agent", "attempt", "schema", "traceparent"}
+)
 
 
 class Context:
@@ -79,7 +81,7 @@ class Context:
         """Add a header field to every output of this message (``llm_tokens``, …).
 
         The wire format's own fields (``data``, ``trace``, ``parent``, ``agent``,
-        ``attempt``) cannot be replaced. Aggregators' merged results carry no extra
+        ``attempt``, ``traceparent``) cannot be replaced. Aggregators' merged results carry no extra
         fields (their join script writes a fixed header).
         """
         if name in RESERVED_FIELDS or name.startswith("task."):

@@ -143,10 +143,11 @@ class JoinEngine:
             if payload is None:
                 continue
             batch = batch or self.stores.open()
-            self._store(d, payload, batch)
+            tel = self.lane.telemetry
+            self._store(d, payload, batch, b"" if tel is None else tel.stored(d))
             self.lane.finish(1)  # stored by the next STORE: nothing left to run
 
-    def _store(self, d: Delivery, payload: BaseModel, batch: _Batch) -> None:
+    def _store(self, d: Delivery, payload: BaseModel, batch: _Batch, traceparent: bytes) -> None:
         p = d.partition
         call = batch.calls.get(p)
         if call is None:
@@ -172,6 +173,7 @@ class JoinEngine:
             d.trace,
             expected.count(b",") + 1 if expected else len(self.lane_models),
             expected,
+            traceparent,
         )
         batch.settled.append((d.key, d.entry_id))
 
@@ -185,7 +187,9 @@ class JoinEngine:
         for p, call, (late, stale, done) in zip(parts, batch.calls.values(), replies, strict=True):
             lane.stats.late += int(late)
             lane.stats.duplicates += int(stale)
-            lane.stats.committed += (len(call.args) - 3) // 10 - int(late) - int(stale)
+            lane.stats.committed += (len(call.args) - 3) // 11 - int(late) - int(stale)
+            if lane.telemetry is not None:
+                lane.telemetry.late(int(late))
             for i in range(0, len(done), 2):
                 complete.append(JoinState(p, done[i], _pairs(done[i + 1])))
         lane.settled(batch.settled)
@@ -243,8 +247,12 @@ class JoinEngine:
             except Exception as exc:
                 call.error = exc
         if call.error is not None:
+            if self.lane.telemetry is not None:
+                self.lane.telemetry.merged(call, s.fields)
             self.lane.spawn(self._fail(s, call.error))
             return
+        tel = self.lane.telemetry
+        traceparent = b"" if tel is None else tel.merged(call, s.fields)
         batch = self.emits.open()
         p = s.partition
         c = batch.calls.get(p)
@@ -264,6 +272,7 @@ class JoinEngine:
             f[b".parent"],
             call.ctx.attempt,
             took_ms(call.took),
+            traceparent,
             len(outputs),
         )
         for stream, data in outputs:
@@ -280,6 +289,8 @@ class JoinEngine:
         for p, statuses in zip(batch.calls, replies, strict=True):
             for s, status in zip(batch.about[p], statuses, strict=True):
                 lane.stats.joins_emitted += status == b"emitted"
+                if status == b"emitted" and lane.telemetry is not None:
+                    lane.telemetry.emitted(s.fields, _lanes_in(s.fields))
                 if status == b"changed" and s.rounds + 1 < MERGE_ROUNDS:
                     changed.append(s)
                 else:
@@ -353,11 +364,18 @@ class JoinEngine:
             keys_ = (self.deadlines[p], hash_key, done_key, lane.dlq_keys[p])
             if await lane.retrying(scripts.join_fail, [(keys_, (*head, *fields))]) == [2]:
                 lane.stats.dead_lettered += 1
+                if lane.telemetry is not None:
+                    lane.telemetry.dead_letter("")
                 lane.log.error(
                     "join %s dead-lettered after repeated merge failures", s.jid.decode()
                 )
         finally:
             lane.release(1)
+
+
+def _lanes_in(fields: dict[bytes, bytes]) -> int:
+    """How many lanes a join's hash holds (its other fields start with a dot)."""
+    return sum(1 for k in fields if not k.startswith(b"."))
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:

@@ -16,6 +16,7 @@ from meshc.runtime.context import Call
 from meshc.runtime.replica import Stats
 from meshc.runtime.scripts import Script
 from meshc.runtime.spec import AgentSpec, MeshSpec, Policy
+from meshc.runtime.telemetry import Telemetry
 from meshc.runtime.wire import Delivery
 from pydantic import BaseModel
 from redis.asyncio import Redis
@@ -32,6 +33,7 @@ class Lane(Protocol):
     out_models: dict[str, type[BaseModel]]
     dlq_keys: dict[int, bytes]
     header: tuple[bytes, ...]  # header fields every output carries (name value ...)
+    telemetry: Telemetry | None  # metrics and spans; None when both are off
 
     @property
     def redis(self) -> Redis: ...

@@ -163,21 +163,28 @@ return lost
 """
 
 # Join hashes hold one field per lane plus three meta fields: .trace, .parent, .fails,
-# and a fourth, .lanes, when the partials named the lanes their task was sent to.
+# a fourth, .lanes, when the partials named the lanes their task was sent to, and
+# while tracing a fifth, .links. @LANES is the number of lanes stored.
 JOIN_META = 3
+_LANES = (
+    "(redis.call('HLEN', hash) - @META - redis.call('HEXISTS', hash, '.lanes')"
+    " - redis.call('HEXISTS', hash, '.links'))"
+)
 
 # KEYS[1] deadlines zset, KEYS[2] late counter, then inputs and join hash/done keys.
 # ARGV[1] group, ARGV[2] lanes, ARGV[3] timeout ms, then records:
-#   in id hash done join_id lane data trace need expected
+#   in id hash done join_id lane data trace need expected traceparent
 # `need` is how many lanes complete this join: those in `expected` (the lanes its task
-# was sent to, comma-separated; kept as .lanes), else the aggregator's own count.
+# was sent to, comma-separated; kept as .lanes), else the aggregator's own count. A
+# non-empty traceparent (tracing is on) is appended to the hash's `.links` field, so
+# the merge's span can link every partial's; neither field is a lane (@LANES counts).
 # Returns {late, stale, {join_id, hgetall, ...}} for joins this call completed.
 JOIN_STORE = (
     _NOW_MS
     + """
 local group, timeout = ARGV[1], tonumber(ARGV[3])
 local complete, late, stale = {}, 0, 0
-for i = 4, #ARGV, 10 do
+for i = 4, #ARGV, 11 do
   local hash, done, jid = KEYS[tonumber(ARGV[i+2])], KEYS[tonumber(ARGV[i+3])], ARGV[i+4]
   if redis.call('XACK', KEYS[tonumber(ARGV[i])], group, ARGV[i+1]) == 0 then
     stale = stale + 1
@@ -188,9 +195,12 @@ for i = 4, #ARGV, 10 do
     redis.call('HSET', hash, ARGV[i+5], ARGV[i+6], '.trace', ARGV[i+7], '.parent', ARGV[i+1])
     redis.call('HSETNX', hash, '.fails', '0')
     if ARGV[i+9] ~= '' then redis.call('HSETNX', hash, '.lanes', ARGV[i+9]) end
+    if ARGV[i+10] ~= '' then
+      local links = redis.call('HGET', hash, '.links') or ''
+      redis.call('HSET', hash, '.links', links .. ARGV[i+10] .. ' ')
+    end
     redis.call('ZADD', KEYS[1], 'NX', now + timeout, jid)
-    local have = redis.call('HLEN', hash) - @META - redis.call('HEXISTS', hash, '.lanes')
-    if have >= tonumber(ARGV[i+8]) then
+    if @LANES >= tonumber(ARGV[i+8]) then
       complete[#complete + 1] = jid
       complete[#complete + 1] = redis.call('HGETALL', hash)
     end
@@ -202,7 +212,8 @@ return {late, stale, complete}
 
 # KEYS[1] deadlines zset, then hash/done/output keys. ARGV[1] agent, ARGV[2] done ttl s,
 # ARGV[3] n, then n header fields as in COMMIT, then records:
-#   hash done join_id expected trace parent attempt took n (out data)*n
+#   hash done join_id expected trace parent attempt took traceparent n (out data)*n
+# (traceparent: the merge span's, written on the result while tracing; else '').
 # Emits only when the join is not done and still holds exactly `expected` parts, so
 # the result reflects what was stored and appears once however many replicas race.
 JOIN_EMIT = """
@@ -214,29 +225,27 @@ local i = 4 + 2 * tonumber(ARGV[3])
 while i <= #ARGV do
   local hash, done, jid = KEYS[tonumber(ARGV[i])], KEYS[tonumber(ARGV[i+1])], ARGV[i+2]
   local trace, parent, attempt, took = ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7]
-  local nout = tonumber(ARGV[i+8])
+  local tp, nout = ARGV[i+8], tonumber(ARGV[i+9])
   local status = 'emitted'
   if redis.call('EXISTS', done) == 1 then
     status = 'done'
     redis.call('ZREM', KEYS[1], jid)
-  elseif redis.call('HLEN', hash) - @META - redis.call('HEXISTS', hash, '.lanes')
-      ~= tonumber(ARGV[i+3]) then
+  elseif @LANES ~= tonumber(ARGV[i+3]) then
     status = 'changed'
   else
     redis.call('SET', done, '1', 'EX', ttl)
     redis.call('DEL', hash)
     redis.call('ZREM', KEYS[1], jid)
   end
-  i = i + 9
+  i = i + 10
   for _ = 1, nout do
     if status == 'emitted' then
-      if took == '' then
-        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', '@DATA', ARGV[i+1], '@TRACE', trace,
-          '@PARENT', parent, '@AGENT', agent, '@ATTEMPT', attempt, unpack(extra))
-      else
-        redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', '@DATA', ARGV[i+1], '@TRACE', trace,
-          '@PARENT', parent, '@AGENT', agent, '@ATTEMPT', attempt, '@TOOK', took, unpack(extra))
-      end
+      local f = {'@DATA', ARGV[i+1], '@TRACE', trace, '@PARENT', parent, '@AGENT', agent,
+        '@ATTEMPT', attempt}
+      if took ~= '' then f[#f + 1] = '@TOOK'; f[#f + 1] = took end
+      if tp ~= '' then f[#f + 1] = '@TRACEPARENT'; f[#f + 1] = tp end
+      for _, v in ipairs(extra) do f[#f + 1] = v end
+      redis.call('XADD', KEYS[tonumber(ARGV[i])], '*', unpack(f))
     end
     i = i + 2
   end
@@ -279,12 +288,14 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(AR
 def _lua(source: str) -> str:
     """The script with its placeholders filled: the wire format's field names (defined
     once, in ``wire``), the retry consumer's name and the join's meta field count."""
-    names = {
-        "@DATA": wire.DATA, "@TRACE": wire.TRACE, "@PARENT": wire.PARENT,
-        "@AGENT": wire.AGENT, "@ATTEMPT": wire.ATTEMPT, "@TOOK": wire.TOOK,
+    names = {  # @TRACEPARENT before @TRACE, which is its prefix
+        "@TRACEPARENT": wire.TRACEPARENT, "@DATA": wire.DATA, "@TRACE": wire.TRACE,
+        "@PARENT": wire.PARENT, "@AGENT": wire.AGENT, "@ATTEMPT": wire.ATTEMPT,
+        "@TOOK": wire.TOOK,
     }  # fmt: skip
     for placeholder, name in names.items():
         source = source.replace(placeholder, name.decode())
+    source = source.replace("@LANES", _LANES)
     return source.replace("@RETRY", RETRY_CONSUMER).replace("@META", str(JOIN_META))
 
 

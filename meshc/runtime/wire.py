@@ -26,6 +26,7 @@ ATTEMPT = b"attempt"
 TOOK = b"took"  # the handler's time in ms; absent under a millisecond
 SCHEMA = b"schema"  # the writer's "<mesh>@<version>/<type fingerprints>"
 TASK = b"task."  # the prefix of task-scoped fields, copied hop to hop (``taskhead``)
+TRACEPARENT = b"traceparent"  # W3C trace context of the span that wrote it; while tracing
 HEADER = (DATA, TRACE, PARENT, AGENT, ATTEMPT, TOOK)
 
 # The extra fields of a dead letter (its header is the standard one).

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from meshc.runtime import cluster, keys, replicas, running, scripts, wire
+from meshc.runtime import cluster, keys, replicas, running, scripts, telemetry, wire
 from meshc.runtime.admission import Refusal, admit
 from meshc.runtime.builtins import Bound, WorkerBuiltin, resolve_handler
 from meshc.runtime.calls import make_runner
@@ -38,13 +38,7 @@ from meshc.runtime.taskhead import TaskHeader
 from meshc.runtime.transport import TRANSIENT, Backoff, make_client, waitable
 from meshc.runtime.upkeep import Upkeep
 from meshc.runtime.window import Window
-from meshc.runtime.wire import (
-    Delivery,
-    dlq_fields,
-    short_error,
-    text,
-    took_ms,
-)
+from meshc.runtime.wire import Delivery, dlq_fields, short_error, text, took_ms
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -107,6 +101,7 @@ class Worker:
         self.task_header = TaskHeader(mesh, spec)
         self.group = group or agent
         self._head = (self.group.encode(), agent.encode(), len(self.header) // 2, *self.header)
+        self.telemetry = telemetry.Telemetry.from_env(mesh, spec, self.stats)  # None: off
         self.commits: Flusher[CommitBatch] = Flusher(
             lambda: CommitBatch(self._head), self.send_commit, self.fail,
             cap=max(1, self.window.backlog // 2),  # two batches can overlap
@@ -328,8 +323,12 @@ class Worker:
             else:
                 keyed = [(self.key(s, d.partition), data) for s, data in outputs]
                 own = self.own_fields(d, call.ctx, outputs)
+                if self.telemetry is not None:  # the one check metrics and traces cost
+                    own += self.telemetry.call(d, call, outputs)
                 self.commits.open().outputs(d, keyed, took_ms(call.took), own)
                 return
+        if self.telemetry is not None:
+            self.telemetry.call(d, call, None)
         self.failed(d, call.error)
 
     def own_fields(self, d: Delivery, ctx: Context, outputs: Sequence[Any] = ()) -> list[bytes]:
@@ -363,6 +362,8 @@ class Worker:
     ) -> None:
         """Queue: ack ``d`` and, only if that counted, add it to this agent's DLQ."""
         self.stats.dead_lettered += 1
+        if self.telemetry is not None:
+            self.telemetry.dead_letter(d.stream)
         self.log.error("dead letter %s %s: %s", d.stream, text(d.entry_id), error[:300])
         limit = self.policy.max_payload_bytes if max_data is None else max_data
         fields = dlq_fields(d, self.spec.name, error, deliveries or d.attempt, limit)

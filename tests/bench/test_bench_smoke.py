@@ -57,7 +57,7 @@ def test_hop() -> None:
     doc = _bench("hop").run("smoke").as_dict()
     _check_report(doc, "hop")
     rates = _numbers(doc, "1.", "msg/s (median)")
-    assert len(rates) == 5 and all(r > 0 for r in rates)
+    assert len(rates) == 7 and all(r > 0 for r in rates)  # metrics on and traced too
     assert _numbers(doc, "2.", "msg/s (median)")[0] > 0  # FastStream drained its messages
     assert [c["name"] for c in doc["checks"]] == [
         "hop: meshc Worker / raw MULTI loop",

@@ -149,7 +149,7 @@ def _script_entries(script: str, args: tuple[Any, ...]) -> list[str]:
         i, ids = 3 + 2 * int(argv[2]), []
         while i < len(argv):
             ids.append(argv[i + 5])
-            i += 9 + 2 * int(argv[i + 8])
+            i += 10 + 2 * int(argv[i + 9])  # ... took traceparent n (out data)*n
         return ids
     if script != "COMMIT":
         return []

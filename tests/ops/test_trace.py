@@ -136,6 +136,21 @@ def test_a_join_is_timed_from_its_newest_partial(r: redis.Redis) -> None:
     assert text.index("out.b") < text.index("join (attempt 1)") < text.index("result  ")
 
 
+def test_the_traceparent_of_each_hop_is_shown(r: redis.Redis) -> None:
+    """While tracing, each entry names the span that wrote it (``traceparent``)."""
+    otel = "0af7651916cd43dd8448eb211c80319c"
+    add(r, "in", at(0), "tp", agent="feed", traceparent=f"00-{otel}-00f067aa0ba902b7-01")
+    add(r, "lane.a", at(5), "tp", at(0), "split", traceparent=f"00-{otel}-b7ad6b7169203331-01")
+    found = read_trace(r, spec(), "tp")
+    text = tree(found)
+    assert f"otel trace {otel}" in text.splitlines()[1]
+    assert "span b7ad6b7169203331" in next(line for line in text.splitlines() if "split" in line)
+    lane = next(e for e in json.loads(as_json(found))["entries"] if e["stream"] == "lane.a")
+    assert lane["traceparent"] == f"00-{otel}-b7ad6b7169203331-01"
+    whole_task(r, "plain", base=100)
+    assert "span " not in tree(read_trace(r, spec(), "plain"))
+
+
 def test_a_hop_without_took_shows_its_total_only(r: redis.Redis) -> None:
     add(r, "in", at(0), "t", agent="feed")
     add(r, "lane.a", at(12), "t", at(0), "split")

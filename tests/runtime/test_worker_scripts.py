@@ -185,7 +185,7 @@ def test_join_emit_is_gated_by_done_and_by_the_parts_seen(valkey_url: str) -> No
         await r.zadd("dl", {"J": 1})
 
         def call(expected: int) -> tuple[list[bytes], list[Any]]:
-            record = [2, 3, "J", expected, "t", "1-1", 1, "", 1, 4, b'{"r":1}']
+            record = [2, 3, "J", expected, "t", "1-1", 1, "", "", 1, 4, b'{"r":1}']
             return [b"dl", b"j", b"done", b"out"], ["agg", 60, 0, *record]
 
         assert await scripts.join_emit(r, *call(2)) == [b"changed"]
@@ -193,6 +193,40 @@ def test_join_emit_is_gated_by_done_and_by_the_parts_seen(valkey_url: str) -> No
         assert await scripts.join_emit(r, *call(1)) == [b"done"]
         assert await r.xlen("out") == 1 and not await r.exists("j") and not await r.zcard("dl")
         assert 0 < await r.ttl("done") <= 60
+        await r.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_join_store_keeps_traceparents_beside_the_lanes_not_as_one(valkey_url: str) -> None:
+    """While tracing, each partial's ``traceparent`` goes to the hash's ``.links``; the
+    join completes on its lanes alone, and the result carries the merge's context."""
+    tp = {lane: f"00-{'a' * 32}-{lane * 16}-01" for lane in "bc"}
+
+    async def scenario() -> None:
+        r = make_client(valkey_url)
+        for lane in ("in.b", "in.c"):
+            await r.xgroup_create(lane, "agg", id="0", mkstream=True)
+        keys = [b"dl", b"late"]
+        complete = []
+        for lane in "bc":
+            eid = await r.xadd(f"in.{lane}", {"data": "{}"})
+            await r.xreadgroup("agg", "c", {f"in.{lane}": ">"})
+            record = [3, eid, 4, 5, "J", lane, "{}", "t", tp[lane]]
+            args = ["agg", 2, 60_000, *record]
+            late, stale, complete = await scripts.join_store(
+                r, [*keys, f"in.{lane}".encode(), b"j", b"done"], args
+            )
+            assert (late, stale) == (0, 0)
+            assert (complete != []) is (lane == "c"), "the join completes on its second lane"
+        links = (await r.hget("j", ".links")).split()
+        assert links == [tp["b"].encode(), tp["c"].encode()]
+        merged = f"00-{'a' * 32}-{'d' * 16}-01"
+        record = [2, 3, "J", 2, "t", "1-1", 1, "", merged, 1, 4, b'{"r":1}']
+        emit = await scripts.join_emit(r, [b"dl", b"j", b"done", b"out"], ["agg", 60, 0, *record])
+        assert emit == [b"emitted"]
+        [(_, fields)] = await r.xrange("out")
+        assert fields[b"traceparent"] == merged.encode() and fields[b"data"] == b'{"r":1}'
         await r.aclose()
 
     asyncio.run(scenario())

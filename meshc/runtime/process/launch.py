@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from meshc.runtime import cluster, running
@@ -37,6 +38,7 @@ from meshc.runtime.process.supervisor import (
 from meshc.runtime.spec import MeshSpec
 
 URL_ENV = "MESHC_WORKER_URL"
+Metrics = tuple[str, int]  # where the Prometheus endpoint listens: host, port
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 TAKE_OVER_HELP = (
     "claim streams another mesh owns on the server once that mesh has stopped (or its "
@@ -143,6 +145,7 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
     )
     parser.add_argument("--cluster", action="store_true", help="the URL is a cluster node's")
     parser.add_argument("--take-over", action="store_true", help=TAKE_OVER_HELP)
+    add_metrics_options(parser)
     args = parser.parse_args(argv)
     if not _logging(False, f"python -m {package}"):
         return 2
@@ -163,10 +166,39 @@ def mesh_main(mesh: MeshSpec, package: str, argv: Sequence[str] | None) -> int:
         print(f"{package}: {err}", file=sys.stderr)
         return 2
     try:
-        return run_mesh(mesh, package, url, take_over=args.take_over)
-    except MeshOpsError as err:
+        return run_mesh(mesh, package, url, take_over=args.take_over, metrics=metrics_of(args))
+    except MeshOpsError as err:  # another mesh owns its streams; the metrics port is taken
         print(f"{package}: {err}", file=sys.stderr)
         return 1
+
+
+def add_metrics_options(parser: argparse.ArgumentParser) -> None:
+    """``--metrics-port`` and ``--metrics-host``, shared by ``meshc run``."""
+    parser.add_argument(
+        "--metrics-port",
+        metavar="N",
+        type=_port,
+        help="serve Prometheus metrics on this port at /metrics (0: any free port, "
+        "logged); needs pip install 'meshc[metrics]'",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="the address the metrics endpoint listens on (default 127.0.0.1; 0.0.0.0 "
+        "for every interface)",
+    )
+
+
+def metrics_of(args: argparse.Namespace) -> Metrics | None:
+    port: int | None = args.metrics_port
+    return None if port is None else (str(args.metrics_host), port)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
 
 
 def run_mesh(
@@ -185,6 +217,7 @@ def run_mesh(
     take_over: bool = False,
     loader: Loader | None = None,
     reload: threading.Event | None = None,
+    metrics: Metrics | None = None,
 ) -> int:
     """Supervise one process per replica until a signal (or ``stop``, from another thread).
 
@@ -200,30 +233,63 @@ def run_mesh(
     consumers are removed with (:mod:`~meshc.runtime.process.consumers`); ``extra_env`` is added
     to every worker's environment (PYTHONPATH, for instance); ``partitions`` narrows
     every worker to those partitions. A single-partition mesh is refused on a cluster
-    here, before any worker starts (:class:`cluster.PartitionsError`).
+    here, before any worker starts (:class:`cluster.PartitionsError`). ``metrics``
+    (host, port) serves Prometheus metrics while the mesh runs (``ops.metrics``).
     """
     if cluster.is_cluster_url(url):
         cluster.require_partitions(mesh, url)
-    commands = worker_commands(
-        mesh, package, url_for or (lambda _agent: url), extra_env, partitions
-    )
-    log = logging.getLogger("meshc.run")
-    log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
-    for command in commands:
-        log.debug("worker %s: %s", command.name, " ".join(command.argv))
     beat = _record(mesh, url, file, take_over) if record else None
-    live = _Live(mesh, url, operator_url or url, loader, record)
-    reaper = start_reaper(mesh, operator_url or url)  # removes consumers long gone
+    endpoint = None
     try:
-        return supervise(commands, on_event=on_event, stop=stop,
-                         on_reload=live.reload if loader else None, reload=reload)  # fmt: skip
+        if metrics is not None:
+            # The one import outside the runtime (docs/architecture.md): the scrape-time
+            # gauges are the reads of `meshc status`, which live with the operator's tools.
+            from meshc.ops.metrics import MetricsEndpoint
+
+            endpoint = MetricsEndpoint(mesh, operator_url or url, *metrics)
+            extra_env = {**(extra_env or {}), **endpoint.env}
+            on_event = endpoint.watch(on_event)
+            loader = _with_env(loader, endpoint.env)
+        commands = worker_commands(
+            mesh, package, url_for or (lambda _agent: url), extra_env, partitions
+        )
+        log = logging.getLogger("meshc.run")
+        log.info("mesh %s v%d: %d worker processes", mesh.name, mesh.version, len(commands))
+        for command in commands:
+            log.debug("worker %s: %s", command.name, " ".join(command.argv))
+        live = _Live(mesh, url, operator_url or url, loader, record)
+        reaper = start_reaper(mesh, operator_url or url)  # removes consumers long gone
+        try:
+            return supervise(commands, on_event=on_event, stop=stop,
+                             on_reload=live.reload if loader else None, reload=reload)  # fmt: skip
+        finally:
+            for loop in (live.retention, reaper):
+                if loop is not None:
+                    loop.stop()
     finally:
-        for loop in (live.retention, reaper):
-            if loop is not None:
-                loop.stop()
+        if endpoint is not None:
+            endpoint.close()
         if beat is not None:
             beat.stop()
             beat.client.close()
+
+
+def _with_env(loader: Loader | None, env: Mapping[str, str]) -> Loader | None:
+    """``loader`` whose workers also get ``env`` (the metrics folder: reloaded workers
+    report to the same endpoint)."""
+    if loader is None:
+        return None
+    load = loader
+
+    def again() -> tuple[MeshSpec, str, reloading.Commands]:
+        mesh, file, commands = load()
+
+        def with_env(m: MeshSpec, agents: Sequence[str]) -> list[WorkerCommand]:
+            return [replace(c, env={**c.env, **env}) for c in commands(m, agents)]
+
+        return mesh, file, with_env
+
+    return again
 
 
 Loader = Callable[[], tuple[MeshSpec, str, "reloading.Commands"]]
