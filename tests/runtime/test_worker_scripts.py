@@ -212,7 +212,7 @@ def test_join_store_keeps_traceparents_beside_the_lanes_not_as_one(valkey_url: s
         for lane in "bc":
             eid = await r.xadd(f"in.{lane}", {"data": "{}"})
             await r.xreadgroup("agg", "c", {f"in.{lane}": ">"})
-            record = [3, eid, 4, 5, "J", lane, "{}", "t", tp[lane]]
+            record = [3, eid, 4, 5, "J", lane, "{}", "t", 2, "", tp[lane]]
             args = ["agg", 2, 60_000, *record]
             late, stale, complete = await scripts.join_store(
                 r, [*keys, f"in.{lane}".encode(), b"j", b"done"], args
