@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from meshc.commands.common import add_mesh_options, fail, guarded, load, server_url
-from meshc.ops.acl import DEFAULT_SECRET_FILE, DEFAULT_USER, AgentUrls, enable, env_name
+from meshc.ops.acl import (
+    DEFAULT_SECRET_FILE,
+    DEFAULT_USER,
+    AgentUrls,
+    admin_url,
+    enable,
+    env_name,
+)
 from meshc.ops.acl_watch import start_watch
 from meshc.runtime import cluster, running
 from meshc.runtime.connect import connect, redact
@@ -129,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         url_for, operator_url = users.for_agent, users.operator_url
         _report_acl(users, args.acl_secrets)
         watch = start_watch(url, built.package, args.acl_secrets, users)
+        url = admin_url(url, args.acl_secrets)  # `default` is locked now: log in as it
     env = built.worker_env() | ({LEVEL_ENV: "DEBUG"} if args.verbose else {})
     reload = threading.Event()
     loader = _loader(args, url, parts)

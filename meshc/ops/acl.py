@@ -204,6 +204,16 @@ def load_scripts(operator_url: str) -> list[str]:
     return [s.sha for s in missing]
 
 
+def admin_url(url: str, secret_file: Path) -> str:
+    """``url``, or, when it carries no credentials and an earlier ``enable`` gave
+    ``default`` a password, ``url`` logged in as ``default`` with it: what the one who
+    ran ``--acl`` with that URL may still do once ``default`` is locked."""
+    stored = read_secrets(secret_file).get(DEFAULT_USER)
+    parts = urlsplit(url)
+    anonymous = not (parts.username or parts.password or "password=" in parts.query)
+    return with_credentials(url, DEFAULT_USER, stored) if anonymous and stored else url
+
+
 def admin_client(url: str, secret_file: Path) -> redis.Redis:
     """A connection for ``url``; a URL without credentials logs in as ``default`` with
     the password an earlier ``enable`` gave it, if the secret file has one."""

@@ -22,7 +22,7 @@ import pytest
 import redis
 from cli_kit import wait_for
 from meshc.codegen.build import Built, build_cached
-from meshc.ops.acl import AgentUrls, admin_client, enable, worker_scripts
+from meshc.ops.acl import AgentUrls, admin_client, admin_url, enable, worker_scripts
 from meshc.ops.acl_watch import AclWatch
 from meshc.ops.client import MeshClient
 from meshc.runtime.process.launch import run_mesh
@@ -102,7 +102,7 @@ def test_workers_wait_for_lost_scripts_and_carry_on_once_loaded(
     stop = threading.Event()
     runner = threading.Thread(
         target=run_mesh,
-        args=(spec, review.package, own_server),
+        args=(spec, review.package, admin_url(own_server, tmp_path / "secrets.json")),
         kwargs={
             "url_for": users.for_agent,
             "operator_url": users.operator_url,
