@@ -20,20 +20,20 @@ A server that does not answer is noted once, not at every check.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
 from meshc.ops.acl import AgentUrls, enable, load_scripts
-from meshc.runtime.connect import MeshOpsError, ServerUnreachable, connect, redact
+from meshc.runtime.connect import ServerUnreachable, connect, redact
+from meshc.runtime.periodic import Periodic
 
 EVERY = 2.0  # seconds between checks
 log = logging.getLogger("meshc.run")
 
 
-class AclWatch:
+class AclWatch(Periodic):
     """The check of the module docstring, once (:meth:`check`) or on a thread of its
     own every ``every`` seconds (:meth:`start` … :meth:`stop`)."""
 
@@ -46,41 +46,26 @@ class AclWatch:
         agent_urls: Sequence[str] = (),
         every: float = EVERY,
     ) -> None:
+        super().__init__("meshc-acl-watch", log)
         self.url, self.package, self.secret_file = url, package, secret_file
         self.operator_url = operator_url
         self.logins = [_login(u) for u in agent_urls]
         self.every = every
         self.reapplied = 0  # how many times the users were applied again
         self.reloaded = 0  # how many times scripts were loaded again
-        self._down = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="meshc-acl-watch", daemon=True)
 
-    def start(self) -> AclWatch:
-        self._thread.start()
-        return self
+    def tick(self) -> None:
+        self.check()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+    def failed(self, err: BaseException) -> str:
+        return (f"cannot check the mesh's users on {redact(self.url)} (checking again every "
+                f"{self.every:g} s, quietly): {err}")  # fmt: skip
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.check()
-            except (redis.RedisError, MeshOpsError, OSError) as err:
-                if not self._down:
-                    log.warning(
-                        "cannot check the mesh's users on %s (checking again every %g s, "
-                        "quietly): %s", redact(self.url), self.every, err,
-                    )  # fmt: skip
-                self._down = True
-                continue
-            if self._down:
-                log.info("the server at %s answers again; the mesh's users and scripts are "
-                         "in place", redact(self.url))  # fmt: skip
-            self._down = False
+    def recovered(self) -> str:
+        return (
+            f"the server at {redact(self.url)} answers again; the mesh's users and "
+            "scripts are in place"
+        )
 
     def check(self) -> None:
         """Apply the users again if one cannot log in; load missing scripts."""

@@ -21,13 +21,13 @@ by its next read.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
 from meshc.runtime import keys
-from meshc.runtime.connect import MeshOpsError, using
+from meshc.runtime.connect import using
+from meshc.runtime.periodic import Periodic
 from meshc.runtime.scripts import RETRY_CONSUMER
 from meshc.runtime.spec import MeshSpec
 
@@ -95,44 +95,28 @@ def _text(name: bytes | str) -> str:
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
 
-class ConsumerReaper:
+class ConsumerReaper(Periodic):
     """Runs :func:`reap` on a thread of its own every ``every`` seconds until
     :meth:`stop`; a pass that fails (the server away) is retried at the next one."""
 
     def __init__(self, mesh: MeshSpec, url: str, *, floor: float = FLOOR_S) -> None:
+        super().__init__("meshc-consumers", log)
         self.mesh, self.url, self.floor = mesh, url, floor
         shortest = min(idle_bound(s.policy.visibility_timeout, floor) for s in mesh.agents.values())
         self.every = max(0.2, min(60.0, shortest / 4))  # a name outlives its bound by <25%
         self.passes = 0
         self.removed: list[Removed] = []
-        self._failing = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="meshc-consumers", daemon=True)
 
-    def start(self) -> ConsumerReaper:
-        self._thread.start()
-        return self
+    def tick(self) -> None:
+        removed = reap(self.mesh, self.url, floor=self.floor)
+        self.passes += 1
+        self.removed.extend(removed)
+        for r in removed:
+            log.info("removed consumer %s of %s on %s: idle, nothing pending",
+                     r.consumer, r.agent, r.key)  # fmt: skip
 
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                removed = reap(self.mesh, self.url, floor=self.floor)
-            except (redis.RedisError, MeshOpsError, OSError) as err:
-                if not self._failing:
-                    log.warning("removing stale consumers failed (retrying quietly): %s", err)
-                self._failing = True
-                continue
-            self._failing = False
-            self.passes += 1
-            self.removed.extend(removed)
-            for r in removed:
-                log.info("removed consumer %s of %s on %s: idle, nothing pending",
-                         r.consumer, r.agent, r.key)  # fmt: skip
+    def failed(self, err: BaseException) -> str:
+        return f"removing stale consumers failed (retrying quietly): {err}"
 
 
 def start_reaper(mesh: MeshSpec, url: str, *, floor: float | None = None) -> ConsumerReaper | None:
